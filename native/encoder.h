@@ -1,0 +1,96 @@
+// The BERT encoder, one module per concept of HF modeling_bert.py; parameter names equal the
+// checkpoint keys (embeddings.word_embeddings.weight, encoder.layer.0.attention.self.query.weight, ...).
+#pragma once
+#include <torch/torch.h>
+
+#include "bert_config.h"
+
+namespace ner {
+
+struct BertEmbeddingsImpl : torch::nn::Module {
+  explicit BertEmbeddingsImpl(const BertConfig& config);
+  // inputIds, tokenTypeIds: [B, T] int64. Positions are 0..T-1 (absolute embeddings).
+  torch::Tensor forward(const torch::Tensor& inputIds, const torch::Tensor& tokenTypeIds);
+
+  torch::nn::Embedding word_embeddings{nullptr}, position_embeddings{nullptr}, token_type_embeddings{nullptr};
+  torch::nn::LayerNorm LayerNorm{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+};
+TORCH_MODULE(BertEmbeddings);
+
+struct BertSelfAttentionImpl : torch::nn::Module {
+  explicit BertSelfAttentionImpl(const BertConfig& config);
+  // hidden [B, T, H]; keepMask [B, 1, 1, T] bool.
+  torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& keepMask);
+
+  torch::nn::Linear query{nullptr}, key{nullptr}, value{nullptr};
+  int64_t numHeads, headSize;
+  double dropoutProb;
+};
+TORCH_MODULE(BertSelfAttention);
+
+// Dense + dropout + residual LayerNorm: HF's BertSelfOutput and BertOutput are this same shape.
+struct BertResidualOutputImpl : torch::nn::Module {
+  BertResidualOutputImpl(int64_t inFeatures, const BertConfig& config);
+  torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& residual);
+
+  torch::nn::Linear dense{nullptr};
+  torch::nn::LayerNorm LayerNorm{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+};
+TORCH_MODULE(BertResidualOutput);
+
+struct BertAttentionImpl : torch::nn::Module {
+  explicit BertAttentionImpl(const BertConfig& config);
+  torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& keepMask);
+
+  BertSelfAttention self{nullptr};
+  BertResidualOutput output{nullptr};
+};
+TORCH_MODULE(BertAttention);
+
+struct BertIntermediateImpl : torch::nn::Module {
+  explicit BertIntermediateImpl(const BertConfig& config);
+  torch::Tensor forward(const torch::Tensor& hidden);
+
+  torch::nn::Linear dense{nullptr};
+  std::string activation;
+};
+TORCH_MODULE(BertIntermediate);
+
+struct BertLayerImpl : torch::nn::Module {
+  explicit BertLayerImpl(const BertConfig& config);
+  torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& keepMask);
+
+  BertAttention attention{nullptr};
+  BertIntermediate intermediate{nullptr};
+  BertResidualOutput output{nullptr};
+};
+TORCH_MODULE(BertLayer);
+
+struct BertEncoderImpl : torch::nn::Module {
+  explicit BertEncoderImpl(const BertConfig& config);
+  torch::Tensor forward(torch::Tensor hidden, const torch::Tensor& keepMask);
+
+  torch::nn::ModuleList layer{nullptr};
+};
+TORCH_MODULE(BertEncoder);
+
+// HF BertModel without the pooler (token classification does not use it).
+struct BertModelImpl : torch::nn::Module {
+  explicit BertModelImpl(const BertConfig& config);
+  // Returns last_hidden_state [B, T, H]. attentionMask [B, T] (1 = real token).
+  torch::Tensor forward(const torch::Tensor& inputIds, const torch::Tensor& attentionMask,
+                        const torch::Tensor& tokenTypeIds);
+
+  BertConfig config;
+  BertEmbeddings embeddings{nullptr};
+  BertEncoder encoder{nullptr};
+};
+TORCH_MODULE(BertModel);
+
+// The activations config.json's hidden_act may name.
+torch::Tensor applyActivation(const std::string& name, const torch::Tensor& x);
+bool isKnownActivation(const std::string& name);
+
+}  // namespace ner

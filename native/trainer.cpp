@@ -1,0 +1,214 @@
+#include "trainer.h"
+
+#include <chrono>
+#include <sstream>
+
+#include "compat.h"
+
+namespace ner {
+
+namespace {
+
+bool isNoDecay(const std::string& name) {
+  // HF run_ner / Trainer exclude biases and LayerNorm weights from weight decay.
+  return name.find("bias") != std::string::npos || name.find("LayerNorm") != std::string::npos ||
+         name.find("_norm") != std::string::npos;
+}
+
+double secondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+Trainer::Trainer(BertTagger model, torch::Device device, TrainOptions options, int64_t stepsPerEpoch)
+    : model_(std::move(model)), device_(device), options_(options) {
+  if (options_.batchSize < 1) throw std::invalid_argument("batchSize must be at least 1");
+  if (options_.gradientAccumulation < 1) throw std::invalid_argument("gradientAccumulation must be at least 1");
+  if (options_.epochs < 1) throw std::invalid_argument("epochs must be at least 1");
+  if (!device_.is_cuda() && (options_.bf16 || options_.tf32))
+    throw std::invalid_argument("bf16 and tf32 take effect on CUDA only; this engine runs on the CPU");
+  if (options_.tf32) at::globalContext().setFloat32MatmulPrecision("high");
+
+  const int64_t optimizerStepsPerEpoch = (stepsPerEpoch + options_.gradientAccumulation - 1) / options_.gradientAccumulation;
+  totalSteps_ = options_.maxSteps > 0 ? options_.maxSteps : optimizerStepsPerEpoch * options_.epochs;
+  warmupSteps_ = options_.warmupSteps > 0 ? options_.warmupSteps : static_cast<int64_t>(options_.warmupRatio * totalSteps_);
+
+  // Four groups: {encoder, head} x {decay, no decay}.
+  std::vector<torch::Tensor> groups[4];
+  for (const auto& p : model_->named_parameters(true)) {
+    const bool head = p.key().rfind("bert.", 0) != 0;
+    groups[(head ? 2 : 0) + (isNoDecay(p.key()) ? 1 : 0)].push_back(p.value());
+  }
+  std::vector<torch::optim::OptimizerParamGroup> paramGroups;
+  for (int g = 0; g < 4; ++g) {
+    if (groups[g].empty()) continue;
+    const double lr = g >= 2 ? options_.headLearningRate : options_.encoderLearningRate;
+    auto groupOptions = std::make_unique<torch::optim::AdamWOptions>(lr);
+    groupOptions->betas({options_.adamBeta1, options_.adamBeta2}).eps(options_.adamEpsilon)
+        .weight_decay(g % 2 == 1 ? 0.0 : options_.weightDecay);
+    paramGroups.emplace_back(groups[g], std::move(groupOptions));
+    baseLearningRates_.push_back(lr);
+  }
+  optimizer_ = std::make_unique<torch::optim::AdamW>(paramGroups, torch::optim::AdamWOptions(options_.encoderLearningRate));
+}
+
+double Trainer::learningRateFactor(int64_t step) const {
+  // HF get_linear_schedule_with_warmup: rises linearly over warmup, then falls linearly to 0.
+  if (step < warmupSteps_) return static_cast<double>(step) / std::max<int64_t>(1, warmupSteps_);
+  return std::max(0.0, static_cast<double>(totalSteps_ - step) / std::max<int64_t>(1, totalSteps_ - warmupSteps_));
+}
+
+torch::Tensor Trainer::clipGradients() {
+  // Same as clip_grad_norm_, but the norm stays a tensor: no host/device sync.
+  std::vector<torch::Tensor> norms;
+  std::vector<torch::Tensor> grads;
+  for (auto& p : model_->parameters())
+    if (p.grad().defined()) {
+      grads.push_back(p.grad());
+      norms.push_back(p.grad().detach().norm(2));
+    }
+  auto total = torch::stack(norms).norm(2);
+  if (options_.maxGradNorm > 0) {
+    auto coefficient = (options_.maxGradNorm / (total + 1e-6)).clamp_max(1.0);
+    for (auto& g : grads) g.mul_(coefficient);
+  }
+  return total;
+}
+
+void Trainer::optimizerStep() {
+  const double factor = learningRateFactor(step_);
+  auto& groups = optimizer_->param_groups();
+  for (size_t g = 0; g < groups.size(); ++g)
+    static_cast<torch::optim::AdamWOptions&>(groups[g].options()).lr(baseLearningRates_[g] * factor);
+  clipGradients();
+  optimizer_->step();
+  optimizer_->zero_grad();
+  ++step_;
+}
+
+EpochSummary Trainer::runEpoch(const EncodedDataset& data, int64_t epoch,
+                               const std::function<void(const TrainProgress&)>& onProgress,
+                               const std::atomic<bool>& cancel) {
+  std::mt19937_64 rng(static_cast<uint64_t>(options_.seed) * 1000003ULL + static_cast<uint64_t>(epoch));
+  torch::manual_seed(options_.seed * 1000003 + epoch);  // dropout masks repeat too
+  const auto plan = planTrainingBatches(data, options_.batchSize, rng);
+  model_->train();
+  EpochSummary summary;
+  summary.epoch = epoch;
+  const auto start = std::chrono::steady_clock::now();
+  const bool onCpu = !device_.is_cuda();
+  auto lossSum = torch::zeros({}, torch::TensorOptions().device(device_));
+  int64_t windowTokens = 0, windowSentences = 0, windowBatches = 0;
+  auto windowStart = start;
+  int64_t micro = 0;
+  for (const auto& windows : plan.batches) {
+    if (cancel.load()) {
+      summary.cancelled = true;
+      break;
+    }
+    if (step_ >= totalSteps_) break;
+    auto batch = makeBatch(data, windows, device_);
+    torch::Tensor loss;
+    {
+      compat::CudaAutocast autocast(options_.bf16);
+      loss = model_->loss(batch);
+    }
+    // On the CPU the check is free (work is synchronous); on CUDA it waits for the progress report.
+    if (onCpu && !std::isfinite(loss.item<double>())) {
+      optimizer_->zero_grad();
+      throw NonFiniteLossError("loss became non-finite at step " + std::to_string(step_ + 1) +
+                               " (epoch " + std::to_string(epoch + 1) + "); weights are kept from the step before");
+    }
+    (loss / options_.gradientAccumulation).backward();
+    lossSum += loss.detach();
+    ++windowBatches;
+    windowTokens += batch.realTokens;
+    windowSentences += static_cast<int64_t>(windows.size());
+    summary.tokens += batch.realTokens;
+    summary.sentences += static_cast<int64_t>(windows.size());
+    if (++micro % options_.gradientAccumulation == 0) optimizerStep();
+    ++summary.steps;
+    if (summary.steps % options_.progressEvery == 0 || summary.steps == static_cast<int64_t>(plan.batches.size())) {
+      const double meanLoss = lossSum.item<double>() / windowBatches;  // the one sync per report
+      if (!std::isfinite(meanLoss))
+        throw NonFiniteLossError("loss became non-finite before step " + std::to_string(step_) + " (epoch " +
+                                 std::to_string(epoch + 1) + ")");
+      const double seconds = secondsSince(windowStart);
+      TrainProgress progress;
+      progress.epoch = epoch;
+      progress.step = step_;
+      progress.totalSteps = totalSteps_;
+      progress.loss = meanLoss;
+      progress.learningRate = baseLearningRates_.empty() ? 0 : baseLearningRates_[0] * learningRateFactor(step_);
+      progress.tokensPerSecond = windowTokens / std::max(seconds, 1e-9);
+      progress.sentencesPerSecond = windowSentences / std::max(seconds, 1e-9);
+      progress.elapsedSeconds = secondsSince(start);
+      summary.meanLoss += meanLoss * windowBatches;
+      if (onProgress) onProgress(progress);
+      lossSum.zero_();
+      windowTokens = windowSentences = windowBatches = 0;
+      windowStart = std::chrono::steady_clock::now();
+    }
+  }
+  if (micro % options_.gradientAccumulation != 0 && !summary.cancelled) optimizerStep();  // flush a partial accumulation
+  if (windowBatches > 0) summary.meanLoss += lossSum.item<double>();
+  summary.meanLoss /= std::max<int64_t>(1, summary.steps);
+  summary.seconds = secondsSince(start);
+  return summary;
+}
+
+std::string Trainer::saveState() {
+  torch::serialize::OutputArchive archive;
+  optimizer_->save(archive);
+  archive.write("step", torch::tensor(step_));
+  std::ostringstream out;
+  archive.save_to(out);
+  return out.str();
+}
+
+void Trainer::loadState(const std::string& bytes) {
+  torch::serialize::InputArchive archive;
+  std::istringstream in(bytes);
+  archive.load_from(in, device_);
+  optimizer_->load(archive);
+  torch::Tensor step;
+  archive.read("step", step);
+  step_ = step.item<int64_t>();
+}
+
+Predictions predictDataset(BertTagger& model, const EncodedDataset& data, int64_t batchSize, const torch::Device& device,
+                           bool bf16) {
+  torch::NoGradGuard noGrad;
+  model->eval();
+  const auto plan = planEvaluationBatches(data, batchSize);
+  Predictions out;
+  out.wordsPerWindow.assign(data.numWindows(), 0);
+  std::vector<int64_t> offsets(data.numWindows() + 1, 0);
+  for (int64_t w = 0; w < data.numWindows(); ++w) {
+    for (int64_t i = data.windowOffsets[w]; i < data.windowOffsets[w + 1]; ++i) out.wordsPerWindow[w] += data.wordStarts[i] != 0;
+    offsets[w + 1] = offsets[w] + out.wordsPerWindow[w];
+  }
+  out.tags.assign(offsets.back(), 0);
+  out.scores.assign(offsets.back(), 0);
+  for (const auto& windows : plan.batches) {
+    auto batch = makeBatch(data, windows, device);
+    std::pair<torch::Tensor, torch::Tensor> decoded;
+    {
+      compat::CudaAutocast autocast(bf16 && device.is_cuda());
+      decoded = model->decode(batch);
+    }
+    auto tags = decoded.first.to(torch::kCPU, torch::kInt32).contiguous();
+    auto scores = decoded.second.to(torch::kCPU, torch::kFloat).contiguous();
+    const auto W = tags.size(1);
+    for (size_t b = 0; b < windows.size(); ++b) {
+      const auto w = windows[b];
+      std::copy_n(tags.data_ptr<int32_t>() + b * W, out.wordsPerWindow[w], out.tags.begin() + offsets[w]);
+      std::copy_n(scores.data_ptr<float>() + b * W, out.wordsPerWindow[w], out.scores.begin() + offsets[w]);
+    }
+  }
+  model->train();
+  return out;
+}
+
+}  // namespace ner

@@ -1,0 +1,450 @@
+/**
+ * Word ↔ sub-token alignment for BERT taggers: tokenizer loading, per-word WordPiece encoding
+ * (as HF with is_split_into_words=True), windowing of long sentences into flat typed arrays for the
+ * native trainer, merging of window predictions back to words, and offset-keeping pre-tokenization.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { NerEngineError } from "./errors.js";
+import type { Sentence } from "./types.js";
+import { buildBertTokenizerJson, hf, type HfTokenizer } from "./vocab.js";
+
+export const IGNORE_LABEL = -100;
+
+export interface LoadTokenizerOptions {
+  /** Overrides the files' lowercasing (tokenizer_config do_lower_case / BertNormalizer lowercase). */
+  lowercase?: boolean;
+}
+
+interface SpecialNames {
+  cls: string;
+  sep: string;
+  pad: string;
+  unk: string;
+}
+
+/** A loaded WordPiece tokenizer that encodes one pre-split word at a time. */
+export class WordTokenizer {
+  readonly clsId: number;
+  readonly sepId: number;
+  readonly padId: number;
+  readonly unkId: number;
+  readonly vocabSize: number;
+  // Corpora repeat words a lot, so each distinct word is tokenized once.
+  private readonly cache = new Map<string, number[]>();
+
+  constructor(private readonly hfTokenizer: HfTokenizer, readonly source: string, names: SpecialNames) {
+    const idOf = (token: string): number => {
+      const id = hfTokenizer.token_to_id(token);
+      if (id === undefined) throw new NerEngineError(`tokenizer has no ${token} token`, source);
+      return id;
+    };
+    this.clsId = idOf(names.cls);
+    this.sepId = idOf(names.sep);
+    this.padId = idOf(names.pad);
+    this.unkId = idOf(names.unk);
+    this.vocabSize = hfTokenizer.model.vocab.length;
+  }
+
+  /**
+   * Sub-token ids of one word: normalizer + pre-tokenizer + WordPiece applied to this word alone.
+   * A word that yields nothing (e.g. only control characters) maps to [UNK] so it keeps a position.
+   * The returned array is shared with the cache and frozen.
+   */
+  tokenizeWord(word: string): number[] {
+    let ids = this.cache.get(word);
+    if (ids === undefined) {
+      const encoded = this.hfTokenizer.encode(word, { add_special_tokens: false }).ids;
+      ids = Object.freeze(encoded.length > 0 ? encoded : [this.unkId]) as number[];
+      this.cache.set(word, ids);
+    }
+    return ids;
+  }
+
+  idToToken(id: number): string {
+    const token = this.hfTokenizer.id_to_token(id);
+    if (token === undefined) throw new NerEngineError(`token id ${id} is outside the vocabulary (size ${this.vocabSize})`, this.source);
+    return token;
+  }
+
+  tokenToId(token: string): number | undefined {
+    return this.hfTokenizer.token_to_id(token);
+  }
+}
+
+function readJson(path: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(readFileSync(path, "utf8"));
+  } catch (err) {
+    throw new NerEngineError(`cannot read JSON: ${(err as Error).message}`, path);
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) throw new NerEngineError("expected a JSON object", path);
+  return value as Record<string, unknown>;
+}
+
+/** Special token names from special_tokens_map.json / tokenizer_config.json (string or {content}). */
+function specialNames(dir: string, config: Record<string, unknown>): SpecialNames {
+  const mapPath = join(dir, "special_tokens_map.json");
+  const map = existsSync(mapPath) ? readJson(mapPath) : {};
+  const pick = (key: string, fallback: string): string => {
+    for (const source of [map, config]) {
+      const v = source[key];
+      if (typeof v === "string") return v;
+      if (v && typeof v === "object" && typeof (v as { content?: unknown }).content === "string") return (v as { content: string }).content;
+    }
+    return fallback;
+  };
+  return { cls: pick("cls_token", "[CLS]"), sep: pick("sep_token", "[SEP]"), pad: pick("pad_token", "[PAD]"), unk: pick("unk_token", "[UNK]") };
+}
+
+/**
+ * Loads `tokenizer.json` from `dir` if present, else builds the equivalent BERT tokenizer from
+ * `vocab.txt` (+ tokenizer_config.json do_lower_case, default true).
+ */
+export function loadTokenizer(dir: string, opts: LoadTokenizerOptions = {}): WordTokenizer {
+  const jsonPath = join(dir, "tokenizer.json");
+  const vocabPath = join(dir, "vocab.txt");
+  const configPath = join(dir, "tokenizer_config.json");
+  const config = existsSync(configPath) ? readJson(configPath) : {};
+  const names = specialNames(dir, config);
+  let tokenizerJson: Record<string, unknown>;
+  let source: string;
+  if (existsSync(jsonPath)) {
+    source = jsonPath;
+    tokenizerJson = readJson(jsonPath);
+    const normalizer = tokenizerJson.normalizer as { type?: unknown; lowercase?: boolean } | null | undefined;
+    if (opts.lowercase !== undefined && normalizer && normalizer.type === "BertNormalizer") {
+      tokenizerJson.normalizer = { ...normalizer, lowercase: opts.lowercase };
+    }
+  } else if (existsSync(vocabPath)) {
+    source = vocabPath;
+    let text: string;
+    try {
+      text = readFileSync(vocabPath, "utf8");
+    } catch (err) {
+      throw new NerEngineError(`cannot read vocabulary: ${(err as Error).message}`, vocabPath);
+    }
+    // One token per line; only the newline is stripped (as HF's load_vocab), plus a CR for CRLF files.
+    const vocab = text.split("\n").map((line) => (line.endsWith("\r") ? line.slice(0, -1) : line));
+    if (vocab.length > 0 && vocab[vocab.length - 1] === "") vocab.pop();
+    if (vocab.length === 0) throw new NerEngineError("vocabulary file is empty", vocabPath);
+    const lowercase = opts.lowercase ?? (typeof config.do_lower_case === "boolean" ? config.do_lower_case : true);
+    const stripAccents = typeof config.strip_accents === "boolean" ? config.strip_accents : null;
+    const handleChineseChars = typeof config.tokenize_chinese_chars === "boolean" ? config.tokenize_chinese_chars : true;
+    try {
+      tokenizerJson = buildBertTokenizerJson(vocab, { lowercase, stripAccents, handleChineseChars, unkToken: names.unk, clsToken: names.cls, sepToken: names.sep, specialTokens: [names.pad, names.unk, names.cls, names.sep, "[MASK]"] });
+    } catch (err) {
+      throw new NerEngineError((err as Error).message, vocabPath);
+    }
+  } else {
+    throw new NerEngineError(`no tokenizer.json or vocab.txt found in ${dir}`, dir);
+  }
+  let hfTokenizer: HfTokenizer;
+  try {
+    hfTokenizer = new hf.Tokenizer(tokenizerJson, config);
+    hfTokenizer.encode("probe", { add_special_tokens: false }); // surface broken configs now, not mid-training
+  } catch (err) {
+    throw new NerEngineError(`invalid tokenizer: ${(err as Error).message}`, source);
+  }
+  return new WordTokenizer(hfTokenizer, source, names);
+}
+
+// --- encoding ---------------------------------------------------------------------------------
+
+export interface EncodeOptions {
+  /** Window length in sub-tokens, including [CLS] and [SEP]. */
+  maxLength: number;
+  /** Sub-tokens of context overlap between consecutive windows of a long sentence, rounded down to whole words (default floor(maxLength/4)). */
+  stride?: number;
+  /** Label every sub-token of a word (continuations of B-X as I-X) instead of only the first (HF run_ner.py). */
+  labelAllSubtokens?: boolean;
+  /** Tag → label id; without it (or for string[][] input) all labels are -100. */
+  labelIds?: (tag: string) => number;
+  /** Fill each window's spare room with neighbouring sentences of the same document (docId), unlabelled. */
+  documentContext?: boolean;
+}
+
+/** Flat, concatenated windows; all per-position arrays are aligned with inputIds. */
+export interface EncodedCorpus {
+  inputIds: Int32Array;
+  /** Length windows+1: window w spans [windowOffsets[w], windowOffsets[w+1]). */
+  windowOffsets: Int32Array;
+  /** 1 at the first sub-token of each word this window predicts, else 0. */
+  wordStarts: Int32Array;
+  /** Label id at labelled positions, -100 elsewhere. */
+  labels: Int32Array;
+  /** Index of the word in the window's own sentence for its main-span tokens; -1 for [CLS]/[SEP]/document context. */
+  tokenWordIndex: Int32Array;
+  windowSentence: Int32Array;
+  /** First word (in its sentence) the window predicts; it predicts windowWordCount[w] consecutive words. */
+  windowWordStart: Int32Array;
+  windowWordCount: Int32Array;
+  /** Words per input sentence (sentences without words get no window). */
+  sentenceWordCounts: Int32Array;
+  numWindows: number;
+  maxLength: number;
+}
+
+interface WindowPlan {
+  start: number; // first word in the window
+  end: number; // one past the last word
+  ownStart: number; // first word the window predicts
+  ownEnd: number;
+}
+
+/**
+ * Splits a sentence (sub-token lengths per word, each ≤ body) into word-aligned windows of at most
+ * `body` sub-tokens, overlapping by ≤ `stride` sub-tokens. Overlapped words are owned by the window
+ * on their side of the overlap's middle, so each word keeps context on both sides and is owned once.
+ */
+export function planWindows(lengths: readonly number[], body: number, stride: number): WindowPlan[] {
+  const n = lengths.length;
+  const spans: [number, number][] = [];
+  for (let start = 0; ; ) {
+    let end = start;
+    for (let used = 0; end < n && used + lengths[end] <= body; end++) used += lengths[end];
+    if (end === start) end++; // cannot happen with lengths ≤ body; guards against looping forever
+    spans.push([start, end]);
+    if (end >= n) break;
+    // Overlap budget leaves room for word `end`, so the next window always gets further.
+    const budget = Math.min(stride, body - lengths[end]);
+    let next = end;
+    for (let overlap = 0; next - 1 > start && overlap + lengths[next - 1] <= budget; ) overlap += lengths[--next];
+    start = next;
+  }
+  return spans.map(([start, end], i) => ({
+    start,
+    end,
+    ownStart: i === 0 ? 0 : (spans[i][0] + spans[i - 1][1]) >> 1,
+    ownEnd: i === spans.length - 1 ? n : (spans[i + 1][0] + end) >> 1,
+  }));
+}
+
+class IntBuffer {
+  data = new Int32Array(1024);
+  length = 0;
+  push(v: number): void {
+    if (this.length === this.data.length) {
+      const grown = new Int32Array(this.data.length * 2);
+      grown.set(this.data);
+      this.data = grown;
+    }
+    this.data[this.length++] = v;
+  }
+  toArray(): Int32Array {
+    return this.data.slice(0, this.length);
+  }
+}
+
+/** Encodes sentences into windows of [CLS] sub-tokens [SEP], ready for the native trainer. */
+export function encodeSentences(tokenizer: WordTokenizer, sentences: readonly (Sentence | readonly string[])[], opts: EncodeOptions): EncodedCorpus {
+  const { maxLength } = opts;
+  if (!Number.isInteger(maxLength) || maxLength < 3) throw new NerEngineError(`maxLength must be an integer ≥ 3, got ${maxLength}`);
+  const body = maxLength - 2;
+  const stride = opts.stride ?? Math.floor(maxLength / 4);
+  if (!Number.isInteger(stride) || stride < 0 || stride >= body) throw new NerEngineError(`stride must be an integer in [0, ${body - 1}], got ${stride}`);
+
+  const tokensOf = (s: Sentence | readonly string[]): readonly string[] => (Array.isArray(s) ? (s as readonly string[]) : (s as Sentence).tokens);
+  // Sub-tokens per word; a word longer than a window keeps only its first sub-tokens.
+  const pieces = sentences.map((s) => tokensOf(s).map((w) => {
+    const ids = tokenizer.tokenizeWord(w);
+    return ids.length > body ? ids.slice(0, body) : ids;
+  }));
+  const docOf = sentences.map((s) => (Array.isArray(s) ? undefined : (s as Sentence).docId));
+
+  const labelCache = new Map<string, number>();
+  const labelOf = (tag: string): number => {
+    let id = labelCache.get(tag);
+    if (id === undefined) {
+      id = (opts.labelIds as (tag: string) => number)(tag);
+      if (!Number.isInteger(id) || id < 0) throw new NerEngineError(`label id for tag ${JSON.stringify(tag)} must be a non-negative integer, got ${id}`);
+      labelCache.set(tag, id);
+    }
+    return id;
+  };
+  // HF run_ner's b_to_i_label: continuation sub-tokens of B-X are labelled I-X.
+  const continuationTag = (tag: string): string => (tag.startsWith("B-") ? `I-${tag.slice(2)}` : tag);
+
+  const inputIds = new IntBuffer();
+  const wordStarts = new IntBuffer();
+  const labels = new IntBuffer();
+  const tokenWordIndex = new IntBuffer();
+  const windowOffsets = new IntBuffer();
+  const windowSentence = new IntBuffer();
+  const windowWordStart = new IntBuffer();
+  const windowWordCount = new IntBuffer();
+  const emit = (id: number, start: number, label: number, wordIndex: number): void => {
+    inputIds.push(id);
+    wordStarts.push(start);
+    labels.push(label);
+    tokenWordIndex.push(wordIndex);
+  };
+  const emitContext = (words: readonly number[][]): void => {
+    for (const ids of words) for (const id of ids) emit(id, 0, IGNORE_LABEL, -1);
+  };
+
+  sentences.forEach((sentence, si) => {
+    const words = pieces[si];
+    if (words.length === 0) return;
+    const tags = Array.isArray(sentence) ? undefined : (sentence as Sentence).tags;
+    if (tags !== undefined && tags.length !== words.length) {
+      throw new NerEngineError(`sentence ${si} has ${words.length} tokens but ${tags.length} tags`);
+    }
+    const labelled = tags !== undefined && opts.labelIds !== undefined;
+    for (const plan of planWindows(words.map((w) => w.length), body, stride)) {
+      windowOffsets.push(inputIds.length);
+      windowSentence.push(si);
+      windowWordStart.push(plan.ownStart);
+      windowWordCount.push(plan.ownEnd - plan.ownStart);
+      let used = 0;
+      for (let w = plan.start; w < plan.end; w++) used += words[w].length;
+      const [left, right] = opts.documentContext ? documentContext(pieces, docOf, si, plan, body - used) : [[], []];
+      emit(tokenizer.clsId, 0, IGNORE_LABEL, -1);
+      emitContext(left);
+      for (let w = plan.start; w < plan.end; w++) {
+        const owned = w >= plan.ownStart && w < plan.ownEnd;
+        const ids = words[w];
+        for (let k = 0; k < ids.length; k++) {
+          let label = IGNORE_LABEL;
+          if (owned && labelled && (k === 0 || opts.labelAllSubtokens)) {
+            label = labelOf(k === 0 ? tags[w] : continuationTag(tags[w]));
+          }
+          emit(ids[k], owned && k === 0 ? 1 : 0, label, w);
+        }
+      }
+      emitContext(right);
+      emit(tokenizer.sepId, 0, IGNORE_LABEL, -1);
+    }
+  });
+  windowOffsets.push(inputIds.length);
+  return {
+    inputIds: inputIds.toArray(),
+    windowOffsets: windowOffsets.toArray(),
+    wordStarts: wordStarts.toArray(),
+    labels: labels.toArray(),
+    tokenWordIndex: tokenWordIndex.toArray(),
+    windowSentence: windowSentence.toArray(),
+    windowWordStart: windowWordStart.toArray(),
+    windowWordCount: windowWordCount.toArray(),
+    sentenceWordCounts: Int32Array.from(pieces, (p) => p.length),
+    numWindows: windowSentence.length,
+    maxLength,
+  };
+}
+
+/**
+ * Whole words around a window from the same document, within `room` sub-tokens: half the room
+ * before and half after, any side's unused share going to the other. The walk continues into the
+ * window's own sentence first (for windows of a long sentence), then neighbouring sentences.
+ * Returns [left words in text order, right words in text order].
+ */
+function documentContext(pieces: readonly (readonly number[])[][], docOf: readonly (number | undefined)[], si: number, plan: WindowPlan, room: number): [number[][], number[][]] {
+  const sameDoc = (other: number): boolean => other >= 0 && other < pieces.length && docOf[si] !== undefined && docOf[other] === docOf[si];
+  const take = (dir: -1 | 1, budget: number): number[][] => {
+    const out: number[][] = [];
+    let s = si;
+    let w = dir < 0 ? plan.start - 1 : plan.end;
+    for (let used = 0; ; ) {
+      while (w < 0 || w >= pieces[s].length) {
+        if (!sameDoc(s + dir)) return out;
+        s += dir;
+        w = dir < 0 ? pieces[s].length - 1 : 0;
+      }
+      const ids = pieces[s][w];
+      if (used + ids.length > budget) return out;
+      used += ids.length;
+      out.push(ids as number[]);
+      w += dir;
+    }
+  };
+  const size = (words: number[][]): number => words.reduce((acc, ids) => acc + ids.length, 0);
+  if (room <= 0) return [[], []];
+  let left = take(-1, room >> 1);
+  const right = take(1, room - size(left));
+  if (size(left) + size(right) < room) left = take(-1, room - size(right)); // give the right side's leftover back
+  return [left.reverse(), right];
+}
+
+/** Extracts each window's word predictions (at wordStarts=1) from per-position predictions, flat or padded to `paddedLength` per window. */
+export function wordPredictionsFromTokens(encoded: EncodedCorpus, tokenPredictions: ArrayLike<number>, paddedLength?: number): number[][] {
+  const out: number[][] = [];
+  for (let w = 0; w < encoded.numWindows; w++) {
+    const start = encoded.windowOffsets[w];
+    const end = encoded.windowOffsets[w + 1];
+    const base = paddedLength === undefined ? start : w * paddedLength;
+    const preds: number[] = [];
+    for (let p = start; p < end; p++) if (encoded.wordStarts[p] === 1) preds.push(tokenPredictions[base + p - start]);
+    out.push(preds);
+  }
+  return out;
+}
+
+/** Merges per-window predictions (one per owned word, in order) into one prediction per word, per sentence. */
+export function mergeWindowPredictions(encoded: EncodedCorpus, perWindowWordPredictions: readonly ArrayLike<number>[]): number[][] {
+  if (perWindowWordPredictions.length !== encoded.numWindows) {
+    throw new NerEngineError(`expected predictions for ${encoded.numWindows} windows, got ${perWindowWordPredictions.length}`);
+  }
+  const out = Array.from(encoded.sentenceWordCounts, (n) => new Array<number>(n).fill(-1));
+  for (let w = 0; w < encoded.numWindows; w++) {
+    const preds = perWindowWordPredictions[w];
+    const count = encoded.windowWordCount[w];
+    if (preds.length !== count) throw new NerEngineError(`window ${w} owns ${count} words but got ${preds.length} predictions`);
+    const target = out[encoded.windowSentence[w]];
+    const first = encoded.windowWordStart[w];
+    for (let k = 0; k < count; k++) target[first + k] = preds[k];
+  }
+  return out;
+}
+
+// --- pre-tokenization -------------------------------------------------------------------------
+
+export interface PretokenizedWord {
+  word: string;
+  /** UTF-16 offsets into the original text: word === text.slice(start, end). */
+  start: number;
+  end: number;
+}
+
+// BERT's BasicTokenizer: all non-alphanumeric ASCII counts as punctuation, plus Unicode P*.
+const PUNCTUATION = /[\p{P}\u0021-\u002F\u003A-\u0040\u005B-\u0060\u007B-\u007E]/u;
+const WHITESPACE = /[ \t\n\r\u2028\u2029\p{Zs}]/u;
+const CONTROL = /[\p{Cc}\p{Cf}\p{Co}\p{Cs}\u0000\uFFFD]/u;
+
+function isCjk(cp: number): boolean {
+  return (cp >= 0x4e00 && cp <= 0x9fff) || (cp >= 0x3400 && cp <= 0x4dbf) || (cp >= 0x20000 && cp <= 0x2a6df) || (cp >= 0x2a700 && cp <= 0x2b73f) ||
+    (cp >= 0x2b740 && cp <= 0x2b81f) || (cp >= 0x2b820 && cp <= 0x2ceaf) || (cp >= 0xf900 && cp <= 0xfaff) || (cp >= 0x2f800 && cp <= 0x2fa1f);
+}
+
+/**
+ * Splits raw text into words like BERT's BasicTokenizer (whitespace, then every punctuation or CJK
+ * character on its own), keeping offsets into the original string. Control characters are dropped
+ * by BERT, so they neither split words nor start one.
+ */
+export function pretokenize(text: string): PretokenizedWord[] {
+  const out: PretokenizedWord[] = [];
+  let start = -1;
+  let end = -1;
+  const close = (): void => {
+    if (start >= 0) out.push({ word: text.slice(start, end), start, end });
+    start = -1;
+  };
+  for (let i = 0; i < text.length; ) {
+    const cp = text.codePointAt(i) as number;
+    const ch = String.fromCodePoint(cp);
+    const next = i + ch.length;
+    if (WHITESPACE.test(ch)) close();
+    else if (CONTROL.test(ch)) {
+      // dropped: no effect on word boundaries
+    } else if (PUNCTUATION.test(ch) || isCjk(cp)) {
+      close();
+      out.push({ word: ch, start: i, end: next });
+    } else {
+      if (start < 0) start = i;
+      end = next;
+    }
+    i = next;
+  }
+  close();
+  return out;
+}
