@@ -2,6 +2,7 @@
 #pragma once
 #include <torch/torch.h>
 #include <torch/version.h>
+#include <ATen/autocast_mode.h>
 
 #if TORCH_VERSION_MAJOR >= 2
 #define NER_HAS_SDPA 1

@@ -6,16 +6,13 @@
 import { NerEngineError } from "./errors.js";
 import type { TagScheme } from "./types.js";
 
-export interface Scores {
-  precision: number;
-  recall: number;
-  f1: number;
-  support: number;
-}
+/** Scores of one class or average; support = number of gold entities (or tags). */
+export interface Scores { precision: number; recall: number; f1: number; support: number }
 
 export interface ClassificationReport {
   /** Per entity type (or per tag, for tagReport); keys in sorted order. */
   perType: Record<string, Scores>;
+  /** micro: pooled counts; macro: unweighted mean over classes; weighted: mean weighted by support. */
   micro: Scores;
   macro: Scores;
   weighted: Scores;
@@ -35,41 +32,31 @@ export type EntitySpan = [type: string, start: number, end: number];
 
 type Sentences = readonly (readonly string[])[];
 
-interface Counts {
-  tp: number;
-  pred: number;
-  gold: number;
-}
+type Counts = { tp: number; pred: number; gold: number };
 
 /** Code-unit comparison, which equals Python's sorted() for everything outside the astral planes. */
 const byString = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
-// ---------------------------------------------------------------------------------------------
-// Input checks
+// ---- Input checks ----
 
+/** Throws naming the first sentence whose gold, pred (and tokens) lengths disagree. */
 function checkShapes(gold: Sentences, pred: Sentences, tokens?: Sentences): void {
+  const fail = (msg: string, s: number): never => {
+    throw new NerEngineError(msg, `sentence ${s}`);
+  };
   if (gold.length !== pred.length) {
-    throw new NerEngineError(
-      `gold has ${gold.length} sentences but pred has ${pred.length}`,
-      `sentence ${Math.min(gold.length, pred.length)}`,
-    );
-  }
-  for (let s = 0; s < gold.length; s++) {
-    if (gold[s].length !== pred[s].length) {
-      throw new NerEngineError(`gold has ${gold[s].length} tags but pred has ${pred[s].length}`, `sentence ${s}`);
-    }
-    if (tokens && tokens[s]?.length !== gold[s].length) {
-      throw new NerEngineError(`${tokens[s]?.length ?? 0} tokens but ${gold[s].length} tags`, `sentence ${s}`);
-    }
+    fail(`gold has ${gold.length} sentences but pred has ${pred.length}`, Math.min(gold.length, pred.length));
   }
   if (tokens && tokens.length !== gold.length) {
-    throw new NerEngineError(`${tokens.length} token sentences but ${gold.length} tag sentences`);
+    fail(`${tokens.length} token sentences but ${gold.length} tag sentences`, Math.min(tokens.length, gold.length));
+  }
+  for (let s = 0; s < gold.length; s++) {
+    if (gold[s].length !== pred[s].length) fail(`gold has ${gold[s].length} tags but pred has ${pred[s].length}`, s);
+    if (tokens && tokens[s].length !== gold[s].length) fail(`${tokens[s].length} tokens but ${gold[s].length} tags`, s);
   }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Default mode: seqeval get_entities / end_of_chunk / start_of_chunk (conlleval-derived, but
-// unlike conlleval it knows S- and ends a chunk after E-/S-).
+// ---- Default mode: seqeval get_entities (conlleval's chunk rules, plus S- and closing after E-/S-) ----
 
 function endOfChunk(prevTag: string, tag: string, prevType: string, type: string): boolean {
   if (prevTag === "E" || prevTag === "S") return true;
@@ -83,38 +70,31 @@ function startOfChunk(prevTag: string, tag: string, prevType: string, type: stri
   return tag !== "O" && tag !== "." && prevType !== type;
 }
 
-/** Feeds labels one by one through seqeval's chunker; `emit` receives each finished chunk. */
-function defaultChunker(emit: (type: string, start: number, end: number) => void): (label: string) => void {
-  let prevTag = "O";
-  let prevType = "";
-  let begin = 0;
-  let i = 0;
-  return (label) => {
-    if (label.length === 0) throw new NerEngineError("empty tag", `position ${i}`);
-    const tag = label[0];
-    const rest = label.slice(1);
-    const dash = rest.indexOf("-");
-    // Python: chunk[1:].split('-', maxsplit=1)[-1] or '_'
-    const type = (dash >= 0 ? rest.slice(dash + 1) : rest) || "_";
-    if (endOfChunk(prevTag, tag, prevType, type)) emit(prevType, begin, i - 1);
-    if (startOfChunk(prevTag, tag, prevType, type)) begin = i;
-    prevTag = tag;
-    prevType = type;
-    i++;
-  };
-}
-
 /**
- * seqeval's get_entities: for nested input the sentences are joined with an "O" between them,
- * so offsets run over that joined sequence; a final "O" flushes the last chunk.
+ * seqeval's get_entities: [type, start, end inclusive]. Nested input is flattened with an "O" after
+ * each sentence (so offsets count those separators), and a final "O" flushes the last chunk.
  */
 export function getEntities(seq: readonly string[] | Sentences): EntitySpan[] {
   const out: EntitySpan[] = [];
-  const feed = defaultChunker((type, start, end) => out.push([type, start, end]));
-  for (const item of seq as readonly (string | readonly string[])[]) {
+  let [prevTag, prevType, begin, i] = ["O", "", 0, 0];
+  const parsed = new Map<string, readonly [string, string]>(); // few distinct labels: parse each once
+  const feed = (label: string): void => {
+    let tagType = parsed.get(label);
+    if (!tagType) {
+      if (label.length === 0) throw new NerEngineError("empty tag", `position ${i}`);
+      const dash = label.indexOf("-", 1);
+      // Python: tag = chunk[0]; type = chunk[1:].split('-', maxsplit=1)[-1] or '_'
+      parsed.set(label, (tagType = [label[0], (dash >= 0 ? label.slice(dash + 1) : label.slice(1)) || "_"]));
+    }
+    const [tag, type] = tagType;
+    if (endOfChunk(prevTag, tag, prevType, type)) out.push([prevType, begin, i - 1]);
+    if (startOfChunk(prevTag, tag, prevType, type)) begin = i;
+    [prevTag, prevType, i] = [tag, type, i + 1];
+  };
+  for (const item of seq) {
     if (typeof item === "string") feed(item);
     else {
-      for (const label of item) feed(label);
+      item.forEach(feed);
       feed("O");
     }
   }
@@ -122,113 +102,96 @@ export function getEntities(seq: readonly string[] | Sentences): EntitySpan[] {
   return out;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Strict mode: seqeval.scheme Tokens.entities with the scheme's start/inside/end patterns.
+// ---- Strict mode: seqeval.scheme Tokens.entities with the scheme's start/inside/end patterns. ----
 
-const ANY = "IOBES";
-/** Tag condition between the previous and current token. */
-const Cond = { Any: 0, Same: 1, Diff: 2 } as const;
-type Cond = (typeof Cond)[keyof typeof Cond];
-/** [previous prefixes, current prefixes, tag condition]; a prefix matches if it is in the string. */
-type Pattern = readonly [string, string, Cond];
-interface SchemeRules {
-  allowed: string;
-  start: readonly Pattern[];
-  inside: readonly Pattern[];
-  end: readonly Pattern[];
-}
+const PREFIXES = "IOBES";
 
-const SCHEMES: Record<TagScheme, SchemeRules> = {
-  // seqeval's IOB1: a B- after O is not a start (B- only separates same-type neighbours).
-  IOB1: {
-    allowed: "IOB",
-    start: [["O", "I", Cond.Any], ["I", "I", Cond.Diff], ["B", "I", Cond.Any], ["I", "B", Cond.Same], ["B", "B", Cond.Same]],
-    inside: [["B", "I", Cond.Same], ["I", "I", Cond.Same]],
-    end: [["I", "I", Cond.Diff], ["I", "O", Cond.Any], ["I", "B", Cond.Any], ["B", "O", Cond.Any], ["B", "I", Cond.Diff], ["B", "B", Cond.Same]],
-  },
-  IOB2: {
-    allowed: "IOB",
-    start: [[ANY, "B", Cond.Any]],
-    inside: [["B", "I", Cond.Same], ["I", "I", Cond.Same]],
-    end: [["I", "O", Cond.Any], ["I", "I", Cond.Diff], ["I", "B", Cond.Any], ["B", "O", Cond.Any], ["B", "I", Cond.Diff], ["B", "B", Cond.Any]],
-  },
-  IOBES: {
-    allowed: "IOBES",
-    start: [[ANY, "B", Cond.Any], [ANY, "S", Cond.Any]],
-    inside: [["B", "I", Cond.Same], ["B", "E", Cond.Same], ["I", "I", Cond.Same], ["I", "E", Cond.Same]],
-    end: [["S", ANY, Cond.Any], ["E", ANY, Cond.Any]],
-  },
-};
-
-function matches(patterns: readonly Pattern[], prevP: string, prevT: string, curP: string, curT: string): boolean {
-  for (const [pp, cp, cond] of patterns) {
-    if (pp.includes(prevP) && cp.includes(curP) && (cond === Cond.Any || (cond === Cond.Same) === (prevT === curT))) {
-      return true;
+/**
+ * seqeval.scheme's start/inside/end pattern sets, written as three characters per pattern: previous
+ * prefix, current prefix ("*" = any), tag condition ("*" any, "=" same type, "!" different type).
+ * Compiled to a lookup table indexed by prev * 10 + cur * 2 + (same type ? 1 : 0), so the scan
+ * below costs a few array reads per token.
+ */
+function compile(patterns: string): Uint8Array {
+  const table = new Uint8Array(50);
+  for (const [pp, cp, cond] of patterns.split(" ")) {
+    for (let k = 0; k < 50; k++) {
+      const [prev, cur, same] = [PREFIXES[Math.floor(k / 10)], PREFIXES[Math.floor(k / 2) % 5], k % 2 === 1];
+      if ((pp === "*" || pp === prev) && (cp === "*" || cp === cur) && (cond === "*" || (cond === "=") === same)) table[k] = 1;
     }
   }
-  return false;
+  return table;
+}
+type SchemeRules = { allowed: string; start: Uint8Array; inside: Uint8Array; end: Uint8Array };
+const rules = (allowed: string, start: string, inside: string, end: string): SchemeRules =>
+  ({ allowed, start: compile(start), inside: compile(inside), end: compile(end) });
+const SCHEMES: Record<TagScheme, SchemeRules> = {
+  // seqeval's IOB1 never starts a chunk at a B- after O (B- only separates same-type neighbours).
+  IOB1: rules("IOB", "OI* II! BI* IB= BB=", "BI= II=", "II! IO* IB* BO* BI! BB="),
+  IOB2: rules("IOB", "*B*", "BI= II=", "IO* II! IB* BO* BI! BB*"),
+  IOBES: rules("IOBES", "*B* *S*", "BI= BE= II= IE=", "S** E**"),
+};
+
+const strictTypes = new Map<string, string>(); // memo: labels are few, the regex is not free
+function strictType(label: string): string {
+  let type = strictTypes.get(label);
+  if (type === undefined) {
+    type = label.slice(1).replace(/^-+|-+$/g, "") || "_"; // Python: token[1:].strip('-') or '_'
+    if (strictTypes.size < 10_000) strictTypes.set(label, type);
+  }
+  return type;
 }
 
 /** Entities of one sentence under a strict scheme, as seqeval's Tokens(...).entities ([type, start, end exclusive]). */
 export function getStrictEntities(tags: readonly string[], scheme: TagScheme = "IOB2", sentence = 0): EntitySpan[] {
-  const rules = SCHEMES[scheme];
-  if (!rules) throw new NerEngineError(`unknown tag scheme "${String(scheme)}"`);
+  const rule = SCHEMES[scheme];
+  if (!rule) throw new NerEngineError(`unknown tag scheme "${String(scheme)}"`);
   const n = tags.length;
-  // Parsed prefix/type per token, plus the "O" sentinel seqeval appends at index n.
-  const prefix: string[] = new Array<string>(n + 1);
-  const type: string[] = new Array<string>(n + 1);
+  // Prefix index and type per token; index 0 is the outside "O" seqeval uses as the first `prev`
+  // and index n + 1 the "O" sentinel it appends, so token i lives at i + 1.
+  const prefix = new Uint8Array(n + 2).fill(1);
+  const type: string[] = new Array<string>(n + 2).fill("_");
   for (let i = 0; i < n; i++) {
     const label = tags[i];
-    const p = label.charAt(0);
-    if (!rules.allowed.includes(p) || p === "") {
+    if (label.length === 0 || !rule.allowed.includes(label[0])) {
       throw new NerEngineError(`tag "${label}" is not valid in ${scheme}`, `sentence ${sentence}, token ${i}`);
     }
-    prefix[i] = p;
-    type[i] = label.slice(1).replace(/^-+|-+$/g, "") || "_"; // Python: token[1:].strip('-') or '_'
+    prefix[i + 1] = PREFIXES.indexOf(label[0]);
+    type[i + 1] = strictType(label);
   }
-  prefix[n] = "O";
-  type[n] = "_";
+  const at = (table: Uint8Array, j: number): boolean =>
+    table[prefix[j - 1] * 10 + prefix[j] * 2 + (type[j - 1] === type[j] ? 1 : 0)] === 1;
 
   const out: EntitySpan[] = [];
-  let i = 0;
-  while (i <= n) {
-    // seqeval's `prev` is always the token before i (an outside "O" before the first one).
-    const prevP = i > 0 ? prefix[i - 1] : "O";
-    const prevT = i > 0 ? type[i - 1] : "_";
-    if (matches(rules.start, prevP, prevT, prefix[i], type[i])) {
-      let end = i + 1; // _forward: extend while each token is "inside" relative to its predecessor
-      while (end <= n && matches(rules.inside, prefix[end - 1], type[end - 1], prefix[end], type[end])) end++;
-      // The sentinel "O" is never inside, so end <= n here. Only a properly closed chunk counts.
-      if (matches(rules.end, prefix[end - 1], type[end - 1], prefix[end], type[end])) out.push([type[i], i, end]);
-      i = end;
+  let j = 1;
+  while (j <= n + 1) {
+    if (at(rule.start, j)) {
+      let end = j + 1; // _forward: extend while each token is "inside" relative to its predecessor
+      while (end <= n + 1 && at(rule.inside, end)) end++;
+      // The sentinel "O" is never inside, so end <= n + 1. Only a properly closed chunk counts.
+      if (at(rule.end, end)) out.push([type[j], j - 1, end - 1]);
+      j = end;
     } else {
-      i++;
+      j++;
     }
   }
   return out;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Aggregation (seqeval v1 _precision_recall_fscore_support with zero_division="warn" → 0)
+// ---- Aggregation (seqeval v1 _precision_recall_fscore_support with zero_division="warn" → 0) ----
 
-/** Entities keyed per type by a collision-free number (start, end) in one global offset space. */
+/** Entities per type, each as a number unique to its (start, end) in one global offset space. */
 type EntitySets = Map<string, Set<number>>;
+/** start + length * stride is collision-free for 0 <= start < stride and stays a small integer (fast Set key). */
+const spanKey = (start: number, end: number, stride: number): number => start + (end - start) * stride;
 
-function addEntity(sets: EntitySets, type: string, key: number): void {
-  let set = sets.get(type);
-  if (!set) sets.set(type, (set = new Set()));
-  set.add(key);
-}
+const addEntity = (sets: EntitySets, type: string, key: number): unknown =>
+  (sets.get(type) ?? sets.set(type, new Set()).get(type)!).add(key);
 
 function defaultEntitySets(sentences: Sentences, total: number): EntitySets {
   const sets: EntitySets = new Map();
-  const stride = total + sentences.length + 2;
-  const feed = defaultChunker((type, start, end) => addEntity(sets, type, start * stride + end));
-  for (const sentence of sentences) {
-    for (const label of sentence) feed(label);
-    feed("O");
-  }
-  feed("O");
+  const stride = total + sentences.length + 2; // > every offset, separators included
+  for (const [type, start, end] of getEntities(sentences)) addEntity(sets, type, spanKey(start, end, stride));
   return sets;
 }
 
@@ -238,7 +201,7 @@ function strictEntitySets(sentences: Sentences, total: number, scheme: TagScheme
   let offset = 0;
   sentences.forEach((sentence, s) => {
     for (const [type, start, end] of getStrictEntities(sentence, scheme, s)) {
-      addEntity(sets, type, (offset + start) * stride + offset + end);
+      addEntity(sets, type, spanKey(offset + start, offset + end, stride));
     }
     offset += sentence.length;
   });
@@ -256,24 +219,13 @@ function summarize(counts: Map<string, Counts>, accuracy: number): Classificatio
     const recall = ratio(c.tp, c.gold);
     return [name, { precision, recall, f1: f1Of(precision, recall), support: c.gold }];
   });
-  let tp = 0;
-  let pred = 0;
-  let gold = 0;
-  for (const c of counts.values()) {
-    tp += c.tp;
-    pred += c.pred;
-    gold += c.gold;
-  }
+  let [tp, pred, gold] = [0, 0, 0];
+  for (const c of counts.values()) [tp, pred, gold] = [tp + c.tp, pred + c.pred, gold + c.gold];
   const microP = ratio(tp, pred);
   const microR = ratio(tp, gold);
   const mean = (pick: (s: Scores) => number, weighted: boolean): number => {
-    let num = 0;
-    let den = 0;
-    for (const [, s] of rows) {
-      const w = weighted ? s.support : 1;
-      num += pick(s) * w;
-      den += w;
-    }
+    let [num, den] = [0, 0];
+    for (const [, s] of rows) [num, den] = [num + pick(s) * (weighted ? s.support : 1), den + (weighted ? s.support : 1)];
     return den > 0 ? num / den : 0; // seqeval: all-zero weights → 0 (warn); no types → 0 instead of NaN
   };
   const average = (weighted: boolean): Scores => ({
@@ -292,14 +244,11 @@ function summarize(counts: Map<string, Counts>, accuracy: number): Classificatio
 }
 
 function tokenAccuracy(gold: Sentences, pred: Sentences): { correct: number; total: number } {
-  let correct = 0;
-  let total = 0;
-  for (let s = 0; s < gold.length; s++) {
-    const g = gold[s];
-    const p = pred[s];
-    for (let i = 0; i < g.length; i++) if (g[i] === p[i]) correct++;
+  let [correct, total] = [0, 0];
+  gold.forEach((g, s) => {
+    for (let i = 0; i < g.length; i++) if (g[i] === pred[s][i]) correct++;
     total += g.length;
-  }
+  });
   return { correct, total };
 }
 
@@ -329,16 +278,11 @@ export function classificationReport(gold: Sentences, pred: Sentences, opts: Rep
 export function tagReport(gold: Sentences, pred: Sentences): ClassificationReport {
   checkShapes(gold, pred);
   const counts = new Map<string, Counts>();
-  const get = (tag: string): Counts => {
-    let c = counts.get(tag);
-    if (!c) counts.set(tag, (c = { tp: 0, pred: 0, gold: 0 }));
-    return c;
-  };
+  const get = (tag: string): Counts => counts.get(tag) ?? counts.set(tag, { tp: 0, pred: 0, gold: 0 }).get(tag)!;
   const { correct, total } = tokenAccuracy(gold, pred);
   for (let s = 0; s < gold.length; s++) {
     for (let i = 0; i < gold[s].length; i++) {
-      const g = gold[s][i];
-      const p = pred[s][i];
+      const [g, p] = [gold[s][i], pred[s][i]];
       get(g).gold++;
       get(p).pred++;
       if (g === p) get(g).tp++;
@@ -347,14 +291,9 @@ export function tagReport(gold: Sentences, pred: Sentences): ClassificationRepor
   return summarize(counts, ratio(correct, total));
 }
 
-// ---------------------------------------------------------------------------------------------
-// Text output
+// ---- Text output ----
 
-const codePoints = (s: string): number => {
-  let n = 0;
-  for (const _ of s) n++;
-  return n;
-};
+const codePoints = (s: string): number => Array.from(s).length; // Python's len(), for column widths
 const padLeft = (s: string, width: number): string => " ".repeat(Math.max(0, width - codePoints(s))) + s;
 const padRight = (s: string, width: number): string => s + " ".repeat(Math.max(0, width - codePoints(s)));
 
@@ -386,8 +325,7 @@ export function formatReport(report: ClassificationReport, digits = 4): string {
   return `${header}\n\n${lines.join("\n")}`;
 }
 
-// ---------------------------------------------------------------------------------------------
-// conlleval (the 2004-01-26 Perl script), run as if each sentence were followed by a blank line.
+// ---- conlleval (the 2004-01-26 Perl script), run as if each sentence were followed by a blank line. ----
 
 function conllEnd(prevTag: string, tag: string, prevType: string, type: string): boolean {
   if ((prevTag === "B" || prevTag === "I") && (tag === "B" || tag === "O")) return true;
@@ -404,33 +342,34 @@ function conllStart(prevTag: string, tag: string, prevType: string, type: string
   return tag === "[" || tag === "]";
 }
 
-/** Perl: /^([^-]*)-(.*)$/ split, and a type of "" or "0" (false in Perl) becomes "". */
-function conllSplit(label: string): [string, string] {
+/** Perl's /^([^-]*)-(.*)$/ split of a label into chunk tag and type. */
+const conllTag = (label: string): string => (label.includes("-") ? label.slice(0, label.indexOf("-")) : label);
+function conllType(label: string): string {
   const dash = label.indexOf("-");
-  if (dash < 0) return [label, ""];
-  const type = label.slice(dash + 1);
-  return [label.slice(0, dash), type === "0" ? "" : type];
+  const type = dash < 0 ? "" : label.slice(dash + 1);
+  return type === "0" ? "" : type; // "0" is false in Perl and conlleval maps false types to ""
 }
 
 /** The text conlleval prints for these tags (overall line, accuracy line, one line per type). */
 export function conllevalSummary(gold: Sentences, pred: Sentences): string {
   checkShapes(gold, pred);
-  let correctChunk = 0, foundCorrect = 0, foundGuessed = 0, correctTags = 0, tokenCounter = 0;
-  const perCorrect = new Map<string, number>();
-  const perFoundCorrect = new Map<string, number>();
-  const perFoundGuessed = new Map<string, number>();
-  const bump = (m: Map<string, number>, k: string): void => void m.set(k, (m.get(k) ?? 0) + 1);
-  let inCorrect = false;
-  let lastC = "O", lastCT = "", lastG = "O", lastGT = "";
-
+  type ChunkCounts = { correct: number; found: number; guessed: number };
+  const total: ChunkCounts = { correct: 0, found: 0, guessed: 0 };
+  const perType = new Map<string, ChunkCounts>();
+  const bump = (type: string, field: keyof ChunkCounts): void => {
+    (perType.get(type) ?? perType.set(type, { correct: 0, found: 0, guessed: 0 }).get(type)!)[field]++;
+    total[field]++;
+  };
+  let [correctTags, tokenCounter, inCorrect] = [0, 0, false];
+  let [lastC, lastCT, lastG, lastGT] = ["O", "", "O", ""];
+  // One line of conlleval input: chunk tag and type for the gold (c) and guessed (g) column.
   const step = (c: string, ct: string, g: string, gt: string, boundary: boolean): void => {
     if (inCorrect) {
       const endC = conllEnd(lastC, c, lastCT, ct);
       const endG = conllEnd(lastG, g, lastGT, gt);
       if (endC && endG && lastGT === lastCT) {
         inCorrect = false;
-        correctChunk++;
-        bump(perCorrect, lastCT);
+        bump(lastCT, "correct");
       } else if (endC !== endG || gt !== ct) {
         inCorrect = false;
       }
@@ -438,64 +377,50 @@ export function conllevalSummary(gold: Sentences, pred: Sentences): string {
     const startC = conllStart(lastC, c, lastCT, ct);
     const startG = conllStart(lastG, g, lastGT, gt);
     if (startC && startG && gt === ct) inCorrect = true;
-    if (startC) {
-      foundCorrect++;
-      bump(perFoundCorrect, ct);
-    }
-    if (startG) {
-      foundGuessed++;
-      bump(perFoundGuessed, gt);
-    }
+    if (startC) bump(ct, "found");
+    if (startG) bump(gt, "guessed");
     if (!boundary) {
       if (c === g && gt === ct) correctTags++;
       tokenCounter++;
     }
     [lastC, lastCT, lastG, lastGT] = [c, ct, g, gt];
   };
-
-  for (let s = 0; s < gold.length; s++) {
-    for (let i = 0; i < gold[s].length; i++) {
-      const [c, ct] = conllSplit(gold[s][i]);
-      const [g, gt] = conllSplit(pred[s][i]);
-      step(c, ct, g, gt, false);
-    }
-    step("O", "", "O", "", true); // sentence boundary: both sides "O"
-  }
-  if (inCorrect) {
-    correctChunk++;
-    bump(perCorrect, lastCT);
-  }
+  gold.forEach((sentence, s) => {
+    sentence.forEach((label, i) => {
+      const guess = pred[s][i];
+      step(conllTag(label), conllType(label), conllTag(guess), conllType(guess), false);
+    });
+    step("O", "", "O", "", true); // the blank line after each sentence: both columns "O"
+  });
+  if (inCorrect) bump(lastCT, "correct");
 
   const pct = (v: number): string => padLeft(formatFixed(v, 2), 6);
-  const prf = (correct: number, guessed: number, found: number): [number, number, number] => {
+  const prf = ({ correct, found, guessed }: ChunkCounts): [string, string, string, number] => {
     const p = guessed > 0 ? (100 * correct) / guessed : 0;
     const r = found > 0 ? (100 * correct) / found : 0;
-    return [p, r, p + r > 0 ? (2 * p * r) / (p + r) : 0];
+    return [pct(p), pct(r), pct(p + r > 0 ? (2 * p * r) / (p + r) : 0), guessed];
   };
-  const lines = [`processed ${tokenCounter} tokens with ${foundCorrect} phrases; found: ${foundGuessed} phrases; correct: ${correctChunk}.`];
+  const lines = [
+    `processed ${tokenCounter} tokens with ${total.found} phrases; found: ${total.guessed} phrases; correct: ${total.correct}.`,
+  ];
   if (tokenCounter > 0) {
-    const [p, r, f] = prf(correctChunk, foundGuessed, foundCorrect);
-    lines.push(`accuracy: ${pct((100 * correctTags) / tokenCounter)}%; precision: ${pct(p)}%; recall: ${pct(r)}%; FB1: ${pct(f)}`);
+    const [p, r, f] = prf(total);
+    lines.push(`accuracy: ${pct((100 * correctTags) / tokenCounter)}%; precision: ${p}%; recall: ${r}%; FB1: ${f}`);
   }
-  // Perl de-duplicates the sorted key list with `not($lastType) or $lastType ne $i`, so "" and "0" repeat.
-  const sortedTypes: string[] = [];
-  let lastType: string | undefined;
-  for (const t of [...perFoundCorrect.keys(), ...perFoundGuessed.keys()].sort(byString)) {
-    if (!lastType || lastType === "0" || lastType !== t) sortedTypes.push(t);
-    lastType = t;
-  }
-  for (const t of sortedTypes) {
-    const guessed = perFoundGuessed.get(t) ?? 0;
-    const [p, r, f] = prf(perCorrect.get(t) ?? 0, guessed, perFoundCorrect.get(t) ?? 0);
-    // %17s pads by bytes: conlleval reads its input as raw bytes.
-    const name = " ".repeat(Math.max(0, 17 - Buffer.byteLength(t, "utf8"))) + t;
-    lines.push(`${name}: precision: ${pct(p)}%; recall: ${pct(r)}%; FB1: ${pct(f)}  ${guessed}`);
+  // Types that only ever closed a correct chunk (no start seen) are not listed, as in Perl.
+  const types = [...perType.entries()].filter(([, c]) => c.found > 0 || c.guessed > 0);
+  for (const [type, c] of types.sort(([a], [b]) => byString(a, b))) {
+    const [p, r, f, guessed] = prf(c);
+    // %17s pads by bytes (conlleval reads raw bytes); Perl's de-duplication of the sorted key list
+    // (`not($lastType) or ...`) lets an empty type through twice when both columns have it.
+    const line = `${" ".repeat(Math.max(0, 17 - Buffer.byteLength(type, "utf8")))}${type}: precision: ${p}%; recall: ${r}%; FB1: ${f}  ${guessed}`;
+    lines.push(line);
+    if (type === "" && c.found > 0 && c.guessed > 0) lines.push(line);
   }
   return lines.join("\n") + "\n";
 }
 
-// ---------------------------------------------------------------------------------------------
-// Error inspection
+// ---- Error inspection ----
 
 export interface MistakenSentence {
   /** Index of the sentence in the input. */

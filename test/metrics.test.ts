@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { NerEngineError } from "../src/errors.js";
+import type { TagScheme } from "../src/types.js";
 import {
   classificationReport,
   conllevalSummary,
@@ -123,7 +124,7 @@ describe("seqeval entity extraction", () => {
   });
 
   // Expected values from seqeval's own tests/test_scheme.py tables.
-  const strictCases: [TagSchemeName, string[], [string, number, number][]][] = [
+  const strictCases: [TagScheme, string[], [string, number, number][]][] = [
     ["IOB2", ["B-PER"], [["PER", 0, 1]]],
     ["IOB2", ["I-PER"], []],
     ["IOB2", ["O", "I-PER"], []],
@@ -150,7 +151,6 @@ describe("seqeval entity extraction", () => {
     ["IOBES", ["I-PER", "S-PER"], [["PER", 1, 2]]],
     ["IOBES", ["B", "E"], [["_", 0, 2]]],
   ];
-  type TagSchemeName = "IOB1" | "IOB2" | "IOBES";
   it.each(strictCases)("strict %s %j", (scheme, tags, expected) => {
     expect(getStrictEntities(tags, scheme)).toEqual(expected);
   });

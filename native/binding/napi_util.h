@@ -117,7 +117,8 @@ inline EncodedDataset datasetFromJs(const Napi::Value& value) {
   EncodedDataset data;
   data.inputIds = typedArrayToVector<int32_t>(o.Get("inputIds"), napi_int32_array, "dataset.inputIds");
   data.windowOffsets = typedArrayToVector<int32_t>(o.Get("windowOffsets"), napi_int32_array, "dataset.windowOffsets");
-  data.wordStarts = typedArrayToVector<uint8_t>(o.Get("wordStarts"), napi_uint8_array, "dataset.wordStarts");
+  for (int32_t start : typedArrayToVector<int32_t>(o.Get("wordStarts"), napi_int32_array, "dataset.wordStarts"))
+    data.wordStarts.push_back(start != 0);
   if (!o.Get("labels").IsUndefined())
     data.labels = typedArrayToVector<int32_t>(o.Get("labels"), napi_int32_array, "dataset.labels");
   if (!o.Get("tokenTypeIds").IsUndefined())

@@ -1,0 +1,415 @@
+#!/usr/bin/env node
+/**
+ * Command line: `train` (default; the built-in demo without --train), `evaluate`, `predict`.
+ *
+ * Parsing (parseCliArgs) is pure and separate from running, so it is testable without the native
+ * engine; the engine module is imported only when a command actually runs.
+ */
+import { existsSync, readFileSync, realpathSync } from "node:fs";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+import { CORPUS_FORMATS, HEAD_KINDS, mergeConfig, parseConfig, readConfigJson, type EngineConfig, type EngineConfigInput } from "./config.js";
+import { DEMO_EXAMPLES, demoConfig, demoCorpus } from "./demo.js";
+import { NerEngineError } from "./errors.js";
+import { convertScheme } from "./labels.js";
+import { formatMistakes, formatReport, mistakenSentences } from "./metrics.js";
+import { readCorpus, type CorpusFormat } from "./readers.js";
+import { JsonlLogger, ProgressBar, writeRunArtifacts, type EpochLike, type EvaluationLike, type HistoryLike, type ProgressEvent } from "./report.js";
+import type { Corpus, TagScheme } from "./types.js";
+
+// ---- commands ----
+
+export interface TrainCommand {
+  command: "train";
+  /** No --train: run the embedded demo. */
+  demo: boolean;
+  train?: string;
+  dev?: string;
+  test?: string;
+  configFile?: string;
+  /** Config values given as flags; they override the --config file. */
+  overrides: EngineConfigInput;
+  out?: string;
+  verbose: boolean;
+}
+export interface EvaluateCommand { command: "evaluate"; model: string; data: string; format: CorpusFormat; scheme: TagScheme; out?: string; device: Device; verbose: boolean }
+export interface PredictCommand { command: "predict"; model: string; text?: string; input?: string; device: Device; verbose: boolean }
+export interface HelpCommand { command: "help"; text: string }
+export type CliCommand = TrainCommand | EvaluateCommand | PredictCommand | HelpCommand;
+type Device = "auto" | "cpu" | "cuda";
+
+const COMMANDS = ["train", "evaluate", "predict", "help"] as const;
+const DEVICES = ["auto", "cpu", "cuda"] as const;
+const SCHEMES = ["IOB1", "IOB2", "IOBES"] as const;
+
+const USAGE: Record<"main" | "train" | "evaluate" | "predict", string> = {
+  main: `Usage: ner-engine [train|evaluate|predict] [options]
+
+  train      fine-tune a tagger (default command; with no --train, runs the built-in demo)
+  evaluate   score a saved model on a labelled file
+  predict    tag raw text with a saved model
+
+Run "ner-engine <command> --help" for the options of a command.`,
+  train: `Usage: ner-engine train [options]
+
+  --train FILE         training data (omit to run the built-in demo)
+  --dev FILE           development data (per-epoch evaluation, best model, early stopping)
+  --test FILE          test data (evaluated at the end)
+  --format F           conll | json | bio | atis (atis: a folder with train/dev/test)
+  --scheme S           tag scheme of the files: IOB1 | IOB2 | IOBES
+  --model DIR          checkpoint to fine-tune (HF BERT layout); omit to train from scratch
+  --tokenizer DIR      tokenizer directory (default: --model)
+  --head H             softmax | crf | bilstm-crf | bilstm-attn-crf
+  --config FILE.json   configuration file; flags override its values
+  --out DIR            run directory (model, metrics.json, log.jsonl, report.html)
+  --epochs N  --batch-size N  --lr X  --max-length N  --seed N  --max-steps N  --patience N
+  --device auto|cpu|cuda  --bf16  --tf32  --label-all-subtokens  --document-context
+  --verbose            full stack traces for unexpected errors`,
+  evaluate: `Usage: ner-engine evaluate --model DIR --data FILE [--format F] [--scheme S] [--out DIR] [--device D]
+
+  Prints the entity-level report and the first 20 sentences with mistakes;
+  with --out, also writes metrics.json and report.html there.`,
+  predict: `Usage: ner-engine predict --model DIR (--text "..." | --input FILE) [--device D]
+
+  Prints one JSON line per input sentence: {"text", "entities": [{type, text, start, end, score}]}.
+  --input: one sentence per line (empty lines are skipped).`,
+};
+
+const usageError = (message: string, command?: keyof typeof USAGE): NerEngineError =>
+  new NerEngineError(`${message}\n(run "ner-engine ${command && command !== "main" ? `${command} ` : ""}--help" for usage)`);
+
+function oneOf<T extends string>(flag: string, value: string | undefined, allowed: readonly T[]): T | undefined {
+  if (value === undefined) return undefined;
+  if (!(allowed as readonly string[]).includes(value)) throw usageError(`--${flag} must be one of ${allowed.join(", ")}; got "${value}"`);
+  return value as T;
+}
+
+function numberFlag(flag: string, value: string | undefined, integer: boolean): number | undefined {
+  if (value === undefined) return undefined;
+  const n = value.trim() === "" ? NaN : Number(value);
+  if (!Number.isFinite(n) || (integer && !Number.isInteger(n))) {
+    throw usageError(`--${flag} expects ${integer ? "an integer" : "a number"}, got "${value}"`);
+  }
+  return n;
+}
+
+const str = { type: "string" } as const;
+const bool = { type: "boolean" } as const;
+const COMMON = { help: { ...bool, short: "h" }, verbose: bool, device: str } as const;
+const OPTIONS = {
+  train: {
+    ...COMMON, train: str, dev: str, test: str, format: str, scheme: str, model: str, tokenizer: str, head: str, config: str, out: str,
+    epochs: str, "batch-size": str, lr: str, "max-length": str, seed: str, "max-steps": str, patience: str,
+    bf16: bool, tf32: bool, "label-all-subtokens": bool, "document-context": bool,
+  },
+  evaluate: { ...COMMON, model: str, data: str, format: str, scheme: str, out: str },
+  predict: { ...COMMON, model: str, text: str, input: str },
+} as const;
+
+/** util.parseArgs with its errors reworded as usage errors. */
+function parseFlags<O extends (typeof OPTIONS)[keyof typeof OPTIONS]>(command: keyof typeof OPTIONS, args: string[], options: O) {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: false }).values;
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (typeof err.code !== "string" || !err.code.startsWith("ERR_PARSE_ARGS")) throw e;
+    const name = /'(-[^' ]+)/.exec(err.message)?.[1];
+    if (err.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && name) throw usageError(`unknown option ${name} for "${command}"`, command);
+    throw usageError(err.message.split(". ")[0], command);
+  }
+}
+
+/** Turns argv (without node and script) into a typed command; throws NerEngineError on bad usage. */
+export function parseCliArgs(argv: readonly string[]): CliCommand {
+  let args = [...argv];
+  let command: (typeof COMMANDS)[number] = "train";
+  if (args.length > 0 && !args[0].startsWith("-")) {
+    if (!(COMMANDS as readonly string[]).includes(args[0])) throw usageError(`unknown command "${args[0]}" (expected ${COMMANDS.join(", ")})`);
+    command = args[0] as (typeof COMMANDS)[number];
+    args = args.slice(1);
+  }
+  if (command === "help") {
+    const topic = args[0] as keyof typeof USAGE | undefined;
+    return { command: "help", text: topic && topic in USAGE ? USAGE[topic] : USAGE.main };
+  }
+  // --help wins over anything else, even invalid flags, so users can always get to the usage.
+  if (args.includes("--help") || args.includes("-h")) {
+    return { command: "help", text: argv.length > 0 && argv[0] === command ? USAGE[command] : `${USAGE.main}\n\n${USAGE.train}` };
+  }
+  if (command === "evaluate") {
+    const v = parseFlags("evaluate", args, OPTIONS.evaluate);
+    if (!v.model) throw usageError("evaluate needs --model DIR", "evaluate");
+    if (!v.data) throw usageError("evaluate needs --data FILE", "evaluate");
+    return {
+      command: "evaluate", model: v.model, data: v.data, out: v.out, verbose: v.verbose ?? false,
+      format: oneOf("format", v.format, CORPUS_FORMATS) ?? "conll",
+      scheme: oneOf("scheme", v.scheme, SCHEMES) ?? "IOB2",
+      device: oneOf("device", v.device, DEVICES) ?? "auto",
+    };
+  }
+  if (command === "predict") {
+    const v = parseFlags("predict", args, OPTIONS.predict);
+    if (!v.model) throw usageError("predict needs --model DIR", "predict");
+    if ((v.text === undefined) === (v.input === undefined)) throw usageError("predict needs exactly one of --text \"...\" or --input FILE", "predict");
+    return { command: "predict", model: v.model, text: v.text, input: v.input, device: oneOf("device", v.device, DEVICES) ?? "auto", verbose: v.verbose ?? false };
+  }
+
+  const v = parseFlags("train", args, OPTIONS.train);
+  const demo = v.train === undefined;
+  if (demo) {
+    const userData = (["dev", "test", "format", "scheme", "model"] as const).filter((k) => v[k] !== undefined);
+    if (userData.length > 0) {
+      throw usageError(`--${userData[0]} needs --train FILE (without --train the built-in demo runs on its own data)`, "train");
+    }
+  }
+  const overrides: EngineConfigInput = {
+    model: v.model,
+    tokenizer: v.tokenizer,
+    device: oneOf("device", v.device, DEVICES),
+    output: v.out,
+    head: { kind: oneOf("head", v.head, HEAD_KINDS) },
+    data: {
+      format: oneOf("format", v.format, CORPUS_FORMATS),
+      tagScheme: oneOf("scheme", v.scheme, SCHEMES),
+      maxLength: numberFlag("max-length", v["max-length"], true),
+      labelAllSubtokens: v["label-all-subtokens"],
+      documentContext: v["document-context"],
+    },
+    training: {
+      epochs: numberFlag("epochs", v.epochs, false),
+      batchSize: numberFlag("batch-size", v["batch-size"], true),
+      learningRate: numberFlag("lr", v.lr, false),
+      seed: numberFlag("seed", v.seed, true),
+      maxSteps: numberFlag("max-steps", v["max-steps"], true),
+      earlyStoppingPatience: numberFlag("patience", v.patience, true),
+      bf16: v.bf16,
+      tf32: v.tf32,
+    },
+  };
+  return {
+    command: "train", demo, train: v.train, dev: v.dev, test: v.test, configFile: v.config, out: v.out,
+    overrides: stripUndefined(overrides) as EngineConfigInput, verbose: v.verbose ?? false,
+  };
+}
+
+/** Drops undefined values and then-empty objects, so absent flags never override the config file. */
+function stripUndefined(x: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(x)) {
+    if (v === undefined) continue;
+    if (v !== null && typeof v === "object" && !Array.isArray(v)) {
+      const inner = stripUndefined(v as Record<string, unknown>);
+      if (Object.keys(inner).length > 0) out[k] = inner;
+    } else out[k] = v;
+  }
+  return out;
+}
+
+/** Validated config of a train command: base (demo config or {}) ← --config file ← flags. */
+export function buildTrainConfig(cmd: TrainCommand, base: EngineConfigInput = {}): EngineConfig {
+  const file = cmd.configFile ? readConfigJson(cmd.configFile) : {};
+  const merged = mergeConfig(mergeConfig(base as Record<string, unknown>, file), cmd.overrides as Record<string, unknown>);
+  const flags = Object.keys(cmd.overrides).length > 0;
+  const source = cmd.configFile ? (flags ? `${cmd.configFile} (with command-line flags)` : cmd.configFile) : flags ? "command line" : undefined;
+  return parseConfig(merged, source);
+}
+
+// ---- running ----
+
+/** The part of the engine (src/engine.ts) the CLI uses; imported lazily so parsing never loads the addon. */
+interface EngineLike {
+  readonly device: "cpu" | "cuda";
+  readonly config: EngineConfig;
+  readonly labels: string[];
+  fit(data: { train: Corpus; dev?: Corpus; test?: Corpus }, callbacks?: { onProgress?(p: ProgressEvent): void; onEpoch?(e: EpochLike): void }): Promise<HistoryLike>;
+  evaluate(data: Corpus): Promise<EvaluationLike & { gold: string[][]; pred: string[][]; tokens: string[][] }>;
+  predict(input: string | string[] | string[][]): Promise<{ entities: { type: string; text: string; start?: number; end?: number; score: number }[] }[]>;
+  save(dir: string): Promise<void>;
+  cancel(): void;
+}
+interface EngineModule {
+  Engine: { new (config: EngineConfigInput): EngineLike; load(dir: string, opts?: { device?: Device }): Promise<EngineLike> };
+}
+const ENGINE_MODULE: string = "./engine.js"; // a variable: resolved at run time only
+
+async function loadEngineModule(): Promise<EngineModule> {
+  return (await import(ENGINE_MODULE)) as EngineModule;
+}
+
+export interface Io {
+  out: NodeJS.WritableStream;
+  err: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+}
+
+/** Reads one split; for ATIS a folder holds train/dev/test subfolders (or seq.in itself). */
+function readSplit(path: string, config: EngineConfig, split: "train" | "dev" | "test"): Corpus {
+  const d = config.data;
+  const corpus = d.format === "atis"
+    ? readCorpus(path, "atis", existsSync(join(path, "seq.in")) ? {} : { split })
+    : readCorpus(path, d.format, { tokenColumn: d.conllTokenColumn, tagColumn: d.conllTagColumn, order: d.bioOrder });
+  return toIob2(corpus, d.tagScheme);
+}
+
+/** Normalises tags to IOB2 at read time (idempotent, so an engine converting again is harmless). */
+const toIob2 = (c: Corpus, scheme: TagScheme): Corpus => (scheme === "IOB2" ? c : { ...c, sentences: convertScheme(c.sentences, scheme, "IOB2") });
+
+const timestamp = (): string => new Date().toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
+
+async function runTrain(cmd: TrainCommand, io: Io): Promise<number> {
+  const say = (s: string): void => void io.out.write(s + "\n");
+  const out = cmd.out ?? (cmd.demo ? join("runs", "demo") : join("runs", `run-${timestamp()}`));
+  let data: { train: Corpus; dev?: Corpus; test?: Corpus };
+  let config: EngineConfig;
+  if (cmd.demo) {
+    say(`No --train given: running the built-in demo (synthetic PER/ORG/LOC/MISC corpus, small BERT-BiLSTM-CRF from scratch) into ${out}`);
+    data = demoCorpus();
+    config = buildTrainConfig({ ...cmd, overrides: { ...cmd.overrides, output: out } }, demoConfig(out, data));
+  } else {
+    config = buildTrainConfig({ ...cmd, overrides: { ...cmd.overrides, output: out } });
+    const atisDefault = (split: "dev" | "test"): string | undefined =>
+      config.data.format === "atis" && existsSync(join(cmd.train!, split)) ? cmd.train : undefined;
+    const devPath = cmd.dev ?? atisDefault("dev");
+    const testPath = cmd.test ?? atisDefault("test");
+    data = {
+      train: readSplit(cmd.train!, config, "train"),
+      dev: devPath ? readSplit(devPath, config, "dev") : undefined,
+      test: testPath ? readSplit(testPath, config, "test") : undefined,
+    };
+  }
+  const { Engine } = await loadEngineModule();
+  const engine = new Engine(config);
+  const sizes = (["train", "dev", "test"] as const).filter((k) => data[k]).map((k) => `${k} ${data[k]!.sentences.length}`).join(", ");
+  say(`device ${engine.device}; ${engine.labels.length} labels; ${sizes} sentences; head ${config.head.kind}`);
+
+  const bar = new ProgressBar({ stream: io.err });
+  const logger = new JsonlLogger(join(out, "log.jsonl"));
+  logger.log("start", { config, sizes });
+  const progress: ProgressEvent[] = [];
+  // First Ctrl-C stops training gracefully (artifacts still written); a second one exits.
+  let interrupted = false;
+  const onSigint = (): void => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    bar.log("interrupt: stopping after the current step (Ctrl-C again to exit now)");
+    engine.cancel();
+  };
+  process.on("SIGINT", onSigint);
+  let history: HistoryLike;
+  try {
+    history = await engine.fit(data, {
+      onProgress: (p) => {
+        progress.push({ ...p });
+        logger.progress(p);
+        bar.update(p);
+      },
+      onEpoch: (e) => {
+        logger.epoch(e);
+        const head = `epoch ${e.epoch}: train loss ${e.trainLoss.toFixed(4)}, ${e.seconds.toFixed(1)} s, ` +
+          `${e.sentencesPerSecond.toFixed(0)} sentences/s${e.isBest ? " (best so far)" : ""}`;
+        bar.log(e.dev ? `${head}\ndev:\n${formatReport(e.dev.report)}` : head, io.out);
+      },
+    });
+  } finally {
+    process.off("SIGINT", onSigint);
+    bar.done();
+  }
+  if (history.test) say(`test:\n${formatReport(history.test.report)}`);
+  if (history.stoppedEarly) say("stopped early (no improvement on dev)");
+  const paths = writeRunArtifacts(out, { history, config, labels: engine.labels, progress, title: cmd.demo ? "NER demo run" : undefined });
+  logger.log("end", { best: history.best, stoppedEarly: history.stoppedEarly, seconds: history.seconds });
+  await engine.save(join(out, "model"));
+  say(`model saved to ${join(out, "model")}; metrics ${paths.metrics}; report ${paths.report}`);
+  if (cmd.demo) {
+    say("\nexample predictions:");
+    const results = await engine.predict([...DEMO_EXAMPLES]);
+    results.forEach((r, i) => {
+      say(`  ${DEMO_EXAMPLES[i]}`);
+      for (const ent of r.entities) say(`    ${ent.type.padEnd(5)} ${ent.text}  (${ent.score.toFixed(2)})`);
+    });
+  }
+  return 0;
+}
+
+async function runEvaluate(cmd: EvaluateCommand, io: Io): Promise<number> {
+  const corpus = toIob2(
+    cmd.format === "atis" ? readCorpus(cmd.data, "atis", existsSync(join(cmd.data, "seq.in")) ? {} : { split: "test" }) : readCorpus(cmd.data, cmd.format),
+    cmd.scheme,
+  );
+  const { Engine } = await loadEngineModule();
+  const engine = await Engine.load(cmd.model, { device: cmd.device });
+  const result = await engine.evaluate(corpus);
+  io.out.write(`${corpus.source}: ${corpus.sentences.length} sentences, ${(result.seconds ?? 0).toFixed(1)} s\n${formatReport(result.report)}\n`);
+  for (const u of result.unseenLabels ?? []) io.err.write(`warning: label ${u.label} (${u.count}×) is not in the model's label set\n`);
+  const mistakes = mistakenSentences(result.tokens, result.gold, result.pred, 20);
+  if (mistakes.length > 0) io.out.write(`\nfirst ${mistakes.length} sentences with mistakes (* = wrong; columns: token gold pred):\n${formatMistakes(mistakes)}`);
+  if (cmd.out) {
+    const history: HistoryLike = { epochs: [], test: result, stoppedEarly: false, seconds: result.seconds ?? 0 };
+    const paths = writeRunArtifacts(cmd.out, { history, config: engine.config, labels: engine.labels, title: `Evaluation of ${cmd.model}` });
+    io.out.write(`metrics ${paths.metrics}; report ${paths.report}\n`);
+  }
+  return 0;
+}
+
+async function runPredict(cmd: PredictCommand, io: Io): Promise<number> {
+  let lines: string[];
+  if (cmd.text !== undefined) lines = [cmd.text];
+  else {
+    let text: string;
+    try {
+      text = readFileSync(cmd.input!, "utf8");
+    } catch (e) {
+      throw new NerEngineError((e as NodeJS.ErrnoException).code === "ENOENT" ? "file not found" : (e as Error).message, cmd.input);
+    }
+    lines = text.split(/\r?\n/).filter((l) => l.trim() !== "");
+  }
+  const { Engine } = await loadEngineModule();
+  const engine = await Engine.load(cmd.model, { device: cmd.device });
+  const CHUNK = 256; // stream results for long files instead of holding them all
+  for (let i = 0; i < lines.length; i += CHUNK) {
+    const batch = lines.slice(i, i + CHUNK);
+    const results = await engine.predict(batch);
+    results.forEach((r, k) => {
+      const entities = r.entities.map(({ type, text, start, end, score }) => ({ type, text, start, end, score: Number(score.toFixed(4)) }));
+      io.out.write(JSON.stringify({ text: batch[k], entities }) + "\n");
+    });
+  }
+  return 0;
+}
+
+/** Runs the CLI; returns the exit code (0 ok, 1 error). */
+export async function main(argv: string[], io: Io = { out: process.stdout, err: process.stderr }): Promise<number> {
+  let verbose = argv.includes("--verbose");
+  try {
+    const cmd = parseCliArgs(argv);
+    if (cmd.command === "help") {
+      io.out.write(cmd.text + "\n");
+      return 0;
+    }
+    verbose = cmd.verbose;
+    if (cmd.command === "evaluate") return await runEvaluate(cmd, io);
+    if (cmd.command === "predict") return await runPredict(cmd, io);
+    return await runTrain(cmd, io);
+  } catch (e) {
+    if (e instanceof NerEngineError) io.err.write(`error: ${e.message}\n`);
+    else if (verbose) io.err.write(`error: ${(e as Error)?.stack ?? String(e)}\n`);
+    else io.err.write(`error: ${(e as Error)?.message ?? String(e)}\n(run with --verbose for the stack trace)\n`);
+    return 1;
+  }
+}
+
+/** True when this file is the process entry point (also through npm's bin symlink). */
+function isEntryPoint(): boolean {
+  if (!process.argv[1]) return false;
+  try {
+    return import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href;
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

@@ -1,0 +1,162 @@
+/**
+ * Loads the C++ addon and types its surface. Everything native goes through here; the rest of
+ * src/ sees plain TypeScript types.
+ */
+import { createRequire } from "node:module";
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { NerEngineError } from "./errors.js";
+
+export interface NativeTensor {
+  dims: number[];
+  data: Float32Array;
+}
+
+export interface NativeBertConfig {
+  vocabSize: number;
+  hiddenSize: number;
+  numHiddenLayers: number;
+  numAttentionHeads: number;
+  intermediateSize: number;
+  maxPositionEmbeddings: number;
+  typeVocabSize: number;
+  layerNormEps: number;
+  hiddenDropoutProb: number;
+  attentionProbsDropoutProb: number;
+  hiddenAct: string;
+}
+
+export interface NativeHeadConfig {
+  kind: string;
+  numLabels: number;
+  classifierDropout: number;
+  lstmHiddenSize: number;
+  lstmLayers: number;
+  attentionHeads: number;
+  constrainTraining: boolean;
+  constraints?: { transitions: Float32Array; start: Float32Array; end: Float32Array };
+}
+
+/** The encoded dataset, as flat arrays (see alignment.ts EncodedCorpus). */
+export interface NativeDataset {
+  inputIds: Int32Array;
+  windowOffsets: Int32Array;
+  wordStarts: Int32Array;
+  labels?: Int32Array;
+  tokenTypeIds?: Int32Array;
+}
+
+export interface NativeTrainOptions {
+  epochs: number;
+  batchSize: number;
+  gradientAccumulation: number;
+  seed: number;
+  progressEvery: number;
+  maxSteps: number;
+  encoderLearningRate: number;
+  headLearningRate: number;
+  weightDecay: number;
+  warmupRatio: number;
+  warmupSteps: number;
+  maxGradNorm: number;
+  adamBeta1: number;
+  adamBeta2: number;
+  adamEpsilon: number;
+  bf16: boolean;
+  tf32: boolean;
+}
+
+export interface NativeProgress {
+  epoch: number;
+  step: number;
+  totalSteps: number;
+  loss: number;
+  learningRate: number;
+  tokensPerSecond: number;
+  sentencesPerSecond: number;
+  elapsedSeconds: number;
+}
+
+export interface NativeEpochSummary {
+  epoch: number;
+  steps: number;
+  sentences: number;
+  tokens: number;
+  meanLoss: number;
+  seconds: number;
+  cancelled: boolean;
+  globalStep: number;
+  callbackError?: string;
+}
+
+export interface NativeWeightEntry {
+  name: string;
+  dtype: string;
+  shape: number[];
+  byteOffset: number;
+  byteLength: number;
+}
+
+export interface NativeTagger {
+  readonly device: "cpu" | "cuda";
+  loadWeights(bytes: Uint8Array, entries: NativeWeightEntry[], requiredPrefixes: string[]): Promise<{ initialised: string[]; unused: string[] }>;
+  forward(batch: {
+    inputIds: Int32Array;
+    attentionMask: Int32Array;
+    tokenTypeIds?: Int32Array;
+    labels?: Int32Array;
+    batchSize: number;
+    length: number;
+  }): Promise<{ lastHiddenState: NativeTensor; logits?: NativeTensor; loss?: number }>;
+  exportWeights(): Promise<{ name: string; shape: number[]; data: Float32Array }[]>;
+  setupTraining(data: NativeDataset, options: NativeTrainOptions): { stepsPerEpoch: number; totalSteps: number };
+  trainEpoch(epoch: number, onProgress?: (p: NativeProgress) => void): Promise<NativeEpochSummary>;
+  predict(data: NativeDataset, batchSize: number): Promise<{ tags: Int32Array; scores: Float32Array; wordsPerWindow: Int32Array }>;
+  cancel(): void;
+  saveTrainerState(): Buffer;
+  loadTrainerState(bytes: Uint8Array): void;
+}
+
+export interface CrfInput {
+  emissions: number[][][];
+  mask?: number[][];
+  transitions: number[][];
+  startTransitions: number[];
+  endTransitions: number[];
+}
+
+export interface NativeAddon {
+  NativeTagger: new (options: {
+    bert: NativeBertConfig;
+    head: NativeHeadConfig;
+    device: string;
+    seed: number;
+    initializerRange?: number;
+  }) => NativeTagger;
+  crfLogLikelihood(input: CrfInput & { tags: number[][] }): number[];
+  crfGradients(input: CrfInput & { tags: number[][] }): {
+    logLikelihood: number[];
+    emissions: number[][][];
+    transitions: number[][];
+    startTransitions: number[];
+    endTransitions: number[];
+  };
+  crfDecode(input: CrfInput): number[][];
+  libtorchVersion: string;
+  cudaAvailable: boolean;
+}
+
+let cached: NativeAddon | undefined;
+
+/** The addon, built by `npm install` into build/Release (NER_ENGINE_ADDON overrides the path). */
+export function native(): NativeAddon {
+  if (cached) return cached;
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+  const file = process.env.NER_ENGINE_ADDON ?? path.join(root, "build", "Release", "ner_engine.node");
+  if (!existsSync(file)) {
+    throw new NerEngineError(`the native addon is not built (${file} is missing): run \`npm install\` (or \`npm run build\`)`);
+  }
+  cached = createRequire(import.meta.url)(file) as NativeAddon;
+  return cached;
+}

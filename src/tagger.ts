@@ -1,0 +1,145 @@
+/**
+ * The bridge between checkpoint files and the native tagger: builds a NativeTagger from a BERT
+ * config and head settings, moves weights in (views over the safetensors bytes, no copy here) and
+ * out (HF tensor names), and holds the settings a saved model needs to be rebuilt.
+ */
+import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { NerEngineError } from "./errors.js";
+import { type BertConfig, type Checkpoint, writeCheckpoint } from "./checkpoint.js";
+import { transitionConstraints } from "./labels.js";
+import { native, type NativeTagger } from "./native.js";
+import type { TensorToWrite } from "./safetensors.js";
+import type { HeadKind } from "./config.js";
+
+/** Head and data settings saved in config.json under `ner_engine`, so a model reloads exactly. */
+export interface TaggerSettings {
+  head: HeadKind;
+  lstmHiddenSize: number;
+  lstmLayers: number;
+  attentionHeads: number;
+  classifierDropout: number | null;
+  constrainDecoding: boolean;
+  constrainTraining: boolean;
+  /** Scheme of the label set the model predicts in ("IOB2" or "IOBES"). */
+  trainScheme: "IOB2" | "IOBES";
+  maxLength: number;
+  stride?: number;
+  labelAllSubtokens: boolean;
+  documentContext: boolean;
+  lowercase?: boolean;
+}
+
+export const TOKENIZER_FILES = ["tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"];
+
+export function createNativeTagger(bert: BertConfig, labels: readonly string[], settings: TaggerSettings, device: string, seed: number): NativeTagger {
+  const withConstraints = settings.head !== "softmax" && (settings.constrainDecoding || settings.constrainTraining);
+  let constraints;
+  if (withConstraints) {
+    const c = transitionConstraints(labels, settings.trainScheme);
+    constraints = { transitions: Float32Array.from(c.transitions.flat()), start: Float32Array.from(c.start), end: Float32Array.from(c.end) };
+  }
+  return new (native().NativeTagger)({
+    bert: {
+      vocabSize: bert.vocab_size,
+      hiddenSize: bert.hidden_size,
+      numHiddenLayers: bert.num_hidden_layers,
+      numAttentionHeads: bert.num_attention_heads,
+      intermediateSize: bert.intermediate_size,
+      maxPositionEmbeddings: bert.max_position_embeddings,
+      typeVocabSize: bert.type_vocab_size,
+      layerNormEps: bert.layer_norm_eps,
+      hiddenDropoutProb: bert.hidden_dropout_prob,
+      attentionProbsDropoutProb: bert.attention_probs_dropout_prob,
+      hiddenAct: bert.hidden_act,
+    },
+    head: {
+      kind: settings.head,
+      numLabels: labels.length,
+      classifierDropout: settings.classifierDropout ?? bert.classifier_dropout ?? bert.hidden_dropout_prob,
+      lstmHiddenSize: settings.lstmHiddenSize,
+      lstmLayers: settings.lstmLayers,
+      attentionHeads: settings.attentionHeads,
+      constrainTraining: settings.constrainTraining,
+      constraints,
+    },
+    device,
+    seed,
+  });
+}
+
+/**
+ * Copies the checkpoint's tensors into the tagger. The encoder ("bert.") must be complete; head
+ * tensors are taken when present and shaped right (a new label set starts a fresh head, as HF's
+ * ignore_mismatched_sizes), else they keep their initialisation. Returns what was initialised.
+ */
+export async function loadCheckpointWeights(tagger: NativeTagger, checkpoint: Checkpoint, opts: { requireHead: boolean; numLabels: number }): Promise<{ initialised: string[]; unused: string[] }> {
+  const entries = new Map<Uint8Array, { name: string; dtype: string; shape: number[]; byteOffset: number; byteLength: number }[]>();
+  for (const [name, view] of checkpoint.weights) {
+    if (!opts.requireHead && name.startsWith("classifier.") && view.shape[0] !== opts.numLabels) continue;
+    const file = checkpoint.fileBytes.find((bytes) => bytes.buffer === view.data.buffer);
+    if (!file) throw new NerEngineError(`tensor "${name}" is not inside any weights file`, checkpoint.dir);
+    const list = entries.get(file) ?? [];
+    list.push({ name, dtype: view.dtype, shape: view.shape, byteOffset: view.data.byteOffset - file.byteOffset, byteLength: view.data.byteLength });
+    entries.set(file, list);
+  }
+  const required = opts.requireHead ? [""] : ["bert."];
+  const initialised = new Set<string>();
+  const unused: string[] = [];
+  let first = true;
+  for (const [file, list] of entries) {
+    // Each file is loaded separately (sharded checkpoints); only names absent from every file count as initialised.
+    const report = await withWhere(checkpoint.dir, tagger.loadWeights(file, list, entries.size === 1 ? required : []));
+    if (first) report.initialised.forEach((n) => initialised.add(n));
+    else for (const n of [...initialised]) if (!report.initialised.includes(n)) initialised.delete(n);
+    first = false;
+    unused.push(...report.unused);
+  }
+  if (entries.size > 1) {
+    const missing = [...initialised].filter((n) => required.some((p) => n.startsWith(p)));
+    if (missing.length) throw new NerEngineError(`checkpoint is missing tensor "${missing[0]}"`, checkpoint.dir);
+  }
+  return { initialised: [...initialised], unused };
+}
+
+async function withWhere<T>(where: string, work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (err) {
+    throw new NerEngineError((err as Error).message, where);
+  }
+}
+
+/** Writes a HF-layout checkpoint: config.json, model.safetensors (HF names), tokenizer files. */
+export async function saveTagger(
+  dir: string,
+  tagger: NativeTagger,
+  bert: BertConfig,
+  labels: readonly string[],
+  settings: TaggerSettings,
+  tokenizerDir: string | undefined,
+  extraFiles: Record<string, string | Uint8Array> = {},
+): Promise<void> {
+  const weights = await tagger.exportWeights();
+  const tensors: TensorToWrite[] = weights.map((w) => ({ name: w.name, dtype: "F32", shape: w.shape, data: w.data }));
+  const id2label = Object.fromEntries(labels.map((l, i) => [String(i), l]));
+  const label2id = Object.fromEntries(labels.map((l, i) => [l, i]));
+  const config = {
+    ...bert,
+    architectures: [settings.head === "softmax" ? "BertForTokenClassification" : "BertCrfForTokenClassification"],
+    model_type: "bert",
+    id2label,
+    label2id,
+    torch_dtype: "float32",
+    ner_engine: { ...settings },
+  };
+  const tokenizerFiles: Record<string, string | Uint8Array> = { ...extraFiles };
+  if (tokenizerDir && path.resolve(tokenizerDir) !== path.resolve(dir)) {
+    for (const name of TOKENIZER_FILES) {
+      const source = path.join(tokenizerDir, name);
+      if (existsSync(source)) tokenizerFiles[name] = await readFile(source);
+    }
+  }
+  writeCheckpoint(dir, { config, tensors, tokenizerFiles });
+}

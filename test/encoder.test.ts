@@ -1,0 +1,100 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { Engine } from "../src/engine.js";
+import { readCheckpoint } from "../src/checkpoint.js";
+import { toFloat32 } from "../src/safetensors.js";
+import { referenceBertForward, type Weights } from "./helpers/reference-bert.js";
+import { randomTensors, SHARED, TINY_BERT, writeSmallCheckpoint, type SmallBertShape } from "./helpers/checkpoints.js";
+
+const forwardFixture = JSON.parse(readFileSync(path.join(SHARED, "fixtures/bert-forward.json"), "utf8"));
+const lossFixture = JSON.parse(readFileSync(path.join(SHARED, "fixtures/bert-loss.json"), "utf8"));
+
+/** max |a - b| over positions where mask is 1; `width` values per position. */
+function maxMaskedDiff(a: ArrayLike<number>, b: ArrayLike<number>, mask: number[][], width: number): number {
+  let max = 0;
+  const T = mask[0].length;
+  mask.forEach((row, bi) =>
+    row.forEach((m, t) => {
+      if (!m) return;
+      for (let k = 0; k < width; k++) max = Math.max(max, Math.abs(a[(bi * T + t) * width + k] - b[(bi * T + t) * width + k]));
+    }),
+  );
+  return max;
+}
+
+function weightsOf(dir: string): Weights {
+  const ck = readCheckpoint(dir);
+  return new Map([...ck.weights].map(([name, view]) => [name, { shape: view.shape, data: toFloat32(view) }]));
+}
+
+describe("BERT encoder parity with HuggingFace transformers", () => {
+  it("matches last_hidden_state and logits of the fixture within 1e-4, on the CPU", async () => {
+    const engine = await Engine.load(TINY_BERT, { device: "cpu" });
+    expect(engine.device).toBe("cpu");
+    const out = await engine.forward({
+      inputIds: forwardFixture.input_ids,
+      attentionMask: forwardFixture.attention_mask,
+      tokenTypeIds: forwardFixture.token_type_ids,
+    });
+    expect(out.lastHiddenState.dims).toEqual(forwardFixture.shape_last_hidden_state);
+    expect(out.logits!.dims).toEqual(forwardFixture.shape_logits);
+    const hiddenDiff = maxMaskedDiff(out.lastHiddenState.data, forwardFixture.last_hidden_state, forwardFixture.attention_mask, 64);
+    const logitDiff = maxMaskedDiff(out.logits!.data, forwardFixture.logits, forwardFixture.attention_mask, 9);
+    expect(hiddenDiff).toBeLessThanOrEqual(1e-4);
+    expect(logitDiff).toBeLessThanOrEqual(1e-4);
+    // A wrong mask must be visible: dropping the mask changes the padded rows' outputs.
+    const unmasked = await engine.forward({
+      inputIds: forwardFixture.input_ids,
+      attentionMask: forwardFixture.attention_mask.map((r: number[]) => r.map(() => 1)),
+      tokenTypeIds: forwardFixture.token_type_ids,
+    });
+    expect(maxMaskedDiff(unmasked.lastHiddenState.data, forwardFixture.last_hidden_state, forwardFixture.attention_mask, 64)).toBeGreaterThan(1e-2);
+  });
+
+  it("matches HF's token-classification loss in eval mode within 1e-5", async () => {
+    const engine = await Engine.load(TINY_BERT, { device: "cpu" });
+    const out = await engine.forward({
+      inputIds: forwardFixture.input_ids,
+      attentionMask: forwardFixture.attention_mask,
+      tokenTypeIds: forwardFixture.token_type_ids,
+      labels: lossFixture.labels,
+    });
+    expect(Math.abs(out.loss! - lossFixture.loss)).toBeLessThanOrEqual(1e-5);
+  });
+
+  it("the TypeScript reference implementation agrees with HF on the fixture (so it can judge other configs)", () => {
+    const weights = weightsOf(TINY_BERT);
+    const config = { hidden: 64, layers: 2, heads: 4, intermediate: 128, eps: 1e-12, act: "gelu" as const };
+    const T = forwardFixture.input_ids[0].length;
+    const ref = forwardFixture.input_ids.flatMap((ids: number[], b: number) =>
+      referenceBertForward(weights, config, ids, forwardFixture.attention_mask[b], forwardFixture.token_type_ids[b]).flat(),
+    );
+    expect(ref.length).toBe(3 * T * 64);
+    expect(maxMaskedDiff(ref, forwardFixture.last_hidden_state, forwardFixture.attention_mask, 64)).toBeLessThanOrEqual(1e-4);
+  });
+
+  it("honours config.json fields that change the math (sizes, layer_norm_eps, hidden_act, type_vocab_size)", async () => {
+    const shape: SmallBertShape = { vocabSize: 30522, hidden: 48, layers: 3, heads: 3, intermediate: 80, maxPositions: 40, typeVocab: 3, eps: 1e-3, act: "gelu_new", labels: ["O", "B-X", "I-X", "B-Y", "I-Y"] };
+    const dir = writeSmallCheckpoint(shape, { seed: 7 });
+    const engine = await Engine.load(dir, { device: "cpu" });
+    const inputIds = [
+      [101, 2023, 2003, 1037, 3231, 1997, 1996, 4372, 102, 0],
+      [101, 7592, 2088, 102, 0, 0, 0, 0, 0, 0],
+    ];
+    const attentionMask = inputIds.map((r) => r.map((id) => (id === 0 ? 0 : 1)));
+    const tokenTypeIds = [
+      [0, 0, 0, 0, 1, 1, 2, 2, 2, 0],
+      [0, 1, 1, 2, 0, 0, 0, 0, 0, 0],
+    ];
+    const out = await engine.forward({ inputIds, attentionMask, tokenTypeIds });
+    const weights = weightsOf(dir);
+    const config = { hidden: 48, layers: 3, heads: 3, intermediate: 80, eps: 1e-3, act: "gelu_new" as const };
+    const ref = inputIds.flatMap((ids, b) => referenceBertForward(weights, config, ids, attentionMask[b], tokenTypeIds[b]).flat());
+    expect(maxMaskedDiff(out.lastHiddenState.data, ref, attentionMask, 48)).toBeLessThanOrEqual(1e-4);
+    // The same weights read with a different eps must give different numbers (eps is really used).
+    const wrong = inputIds.flatMap((ids, b) => referenceBertForward(weights, { ...config, eps: 1e-12 }, ids, attentionMask[b], tokenTypeIds[b]).flat());
+    expect(maxMaskedDiff(out.lastHiddenState.data, wrong, attentionMask, 48)).toBeGreaterThan(1e-4);
+    expect(randomTensors(shape).length).toBeGreaterThan(0);
+  });
+});

@@ -1,0 +1,97 @@
+/** Builds small random BERT checkpoints in temp folders, for tests that need their own configs. */
+import { copyFileSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { writeCheckpoint } from "../../src/checkpoint.js";
+import type { TensorToWrite } from "../../src/safetensors.js";
+
+export const SHARED = path.resolve(import.meta.dirname, "../../../shared");
+export const TINY_BERT = path.join(SHARED, "fixtures/tiny-bert-ner");
+
+export interface SmallBertShape {
+  vocabSize: number;
+  hidden: number;
+  layers: number;
+  heads: number;
+  intermediate: number;
+  maxPositions: number;
+  typeVocab: number;
+  eps: number;
+  act: "gelu" | "gelu_new" | "relu";
+  labels?: string[];
+}
+
+/** Deterministic pseudo-random numbers (mulberry32), so checkpoints repeat across runs. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function tensorShapes(s: SmallBertShape): [string, number[]][] {
+  const H = s.hidden;
+  const out: [string, number[]][] = [
+    ["bert.embeddings.word_embeddings.weight", [s.vocabSize, H]],
+    ["bert.embeddings.position_embeddings.weight", [s.maxPositions, H]],
+    ["bert.embeddings.token_type_embeddings.weight", [s.typeVocab, H]],
+    ["bert.embeddings.LayerNorm.weight", [H]],
+    ["bert.embeddings.LayerNorm.bias", [H]],
+  ];
+  for (let l = 0; l < s.layers; l++) {
+    const p = `bert.encoder.layer.${l}.`;
+    for (const m of ["query", "key", "value"]) out.push([`${p}attention.self.${m}.weight`, [H, H]], [`${p}attention.self.${m}.bias`, [H]]);
+    out.push([`${p}attention.output.dense.weight`, [H, H]], [`${p}attention.output.dense.bias`, [H]]);
+    out.push([`${p}attention.output.LayerNorm.weight`, [H]], [`${p}attention.output.LayerNorm.bias`, [H]]);
+    out.push([`${p}intermediate.dense.weight`, [s.intermediate, H]], [`${p}intermediate.dense.bias`, [s.intermediate]]);
+    out.push([`${p}output.dense.weight`, [H, s.intermediate]], [`${p}output.dense.bias`, [H]]);
+    out.push([`${p}output.LayerNorm.weight`, [H]], [`${p}output.LayerNorm.bias`, [H]]);
+  }
+  if (s.labels) out.push(["classifier.weight", [s.labels.length, H]], ["classifier.bias", [s.labels.length]]);
+  return out;
+}
+
+/** Random tensors (LayerNorm weights near 1) under HF names. */
+export function randomTensors(s: SmallBertShape, seed = 1): TensorToWrite[] {
+  const random = rng(seed);
+  return tensorShapes(s).map(([name, shape]) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const data = new Float32Array(n);
+    const isNormWeight = name.endsWith("LayerNorm.weight");
+    for (let i = 0; i < n; i++) data[i] = isNormWeight ? 1 + (random() - 0.5) * 0.2 : (random() - 0.5) * 0.4;
+    return { name, dtype: "F32" as const, shape, data };
+  });
+}
+
+export function configJson(s: SmallBertShape): Record<string, unknown> {
+  const labels = s.labels ?? ["O", "B-X", "I-X"];
+  return {
+    architectures: ["BertForTokenClassification"],
+    model_type: "bert",
+    vocab_size: s.vocabSize,
+    hidden_size: s.hidden,
+    num_hidden_layers: s.layers,
+    num_attention_heads: s.heads,
+    intermediate_size: s.intermediate,
+    max_position_embeddings: s.maxPositions,
+    type_vocab_size: s.typeVocab,
+    layer_norm_eps: s.eps,
+    hidden_act: s.act,
+    hidden_dropout_prob: 0.1,
+    attention_probs_dropout_prob: 0.1,
+    id2label: Object.fromEntries(labels.map((l, i) => [String(i), l])),
+    label2id: Object.fromEntries(labels.map((l, i) => [l, i])),
+  };
+}
+
+/** Writes a checkpoint folder (with the shared BERT vocabulary) and returns its path. */
+export function writeSmallCheckpoint(s: SmallBertShape, opts: { seed?: number; tensors?: TensorToWrite[]; dir?: string } = {}): string {
+  const dir = opts.dir ?? mkdtempSync(path.join(tmpdir(), "ner-ckpt-"));
+  writeCheckpoint(dir, { config: configJson(s), tensors: opts.tensors ?? randomTensors(s, opts.seed) });
+  copyFileSync(path.join(TINY_BERT, "vocab.txt"), path.join(dir, "vocab.txt"));
+  return dir;
+}
