@@ -15,7 +15,7 @@ import { NerEngineError } from "./errors.js";
 import { convertScheme } from "./labels.js";
 import { formatMistakes, formatReport, mistakenSentences } from "./metrics.js";
 import { readCorpus, type CorpusFormat } from "./readers.js";
-import { JsonlLogger, ProgressBar, writeRunArtifacts, type EpochLike, type EvaluationLike, type HistoryLike, type ProgressEvent } from "./report.js";
+import { JsonlLogger, ProgressBar, writeRunArtifacts, type HistoryLike, type ProgressEvent } from "./report.js";
 import type { Corpus, TagScheme } from "./types.js";
 
 // ---- commands ----
@@ -217,24 +217,9 @@ export function buildTrainConfig(cmd: TrainCommand, base: EngineConfigInput = {}
 
 // ---- running ----
 
-/** The part of the engine (src/engine.ts) the CLI uses; imported lazily so parsing never loads the addon. */
-interface EngineLike {
-  readonly device: "cpu" | "cuda";
-  readonly config: EngineConfig;
-  readonly labels: string[];
-  fit(data: { train: Corpus; dev?: Corpus; test?: Corpus }, callbacks?: { onProgress?(p: ProgressEvent): void; onEpoch?(e: EpochLike): void }): Promise<HistoryLike>;
-  evaluate(data: Corpus): Promise<EvaluationLike & { gold: string[][]; pred: string[][]; tokens: string[][] }>;
-  predict(input: string | string[] | string[][]): Promise<{ entities: { type: string; text: string; start?: number; end?: number; score: number }[] }[]>;
-  save(dir: string): Promise<void>;
-  cancel(): void;
-}
-interface EngineModule {
-  Engine: { new (config: EngineConfigInput): EngineLike; load(dir: string, opts?: { device?: Device }): Promise<EngineLike> };
-}
-const ENGINE_MODULE: string = "./engine.js"; // a variable: resolved at run time only
-
-async function loadEngineModule(): Promise<EngineModule> {
-  return (await import(ENGINE_MODULE)) as EngineModule;
+/** The engine (and with it the native addon) is imported only when a command runs, so parsing and --help never load it. */
+async function loadEngineModule(): Promise<typeof import("./engine.js")> {
+  return import("./engine.js");
 }
 
 export interface Io {
@@ -295,7 +280,7 @@ async function runTrain(cmd: TrainCommand, io: Io): Promise<number> {
     engine.cancel();
   };
   process.on("SIGINT", onSigint);
-  let history: HistoryLike;
+  let history: Awaited<ReturnType<typeof engine.fit>>;
   try {
     history = await engine.fit(data, {
       onProgress: (p) => {
@@ -316,6 +301,7 @@ async function runTrain(cmd: TrainCommand, io: Io): Promise<number> {
   }
   if (history.test) say(`test:\n${formatReport(history.test.report)}`);
   if (history.stoppedEarly) say("stopped early (no improvement on dev)");
+  if (history.cancelled) say("training was interrupted; writing what there is");
   const paths = writeRunArtifacts(out, { history, config, labels: engine.labels, progress, title: cmd.demo ? "NER demo run" : undefined });
   logger.log("end", { best: history.best, stoppedEarly: history.stoppedEarly, seconds: history.seconds });
   await engine.save(join(out, "model"));

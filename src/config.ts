@@ -17,7 +17,7 @@ const int = (min: number) => z.number().int().min(min);
 const positive = () => z.number().positive();
 const probability = () => z.number().min(0).max(1);
 
-/** Encoder sizes for a model trained from scratch (ignored / rejected when `model` is given). */
+/** Encoder sizes for a model trained from scratch (ignored when `model` is given). */
 const scratchSchema = z.strictObject({
   /** Defaults to the size of the tokenizer's vocabulary. */
   vocabSize: int(8).optional(),
@@ -213,15 +213,12 @@ function describeIssue(issue: z.core.$ZodIssue): string[] {
  * name) prefixes the message.
  */
 export function parseConfig(input: unknown, source?: string): EngineConfig {
-  const lines: string[] = [];
-  if (input !== null && typeof input === "object" && !Array.isArray(input)) {
-    const raw = input as Record<string, unknown>;
-    // Checked on the raw input: after defaults, an explicit scratch block is indistinguishable.
-    if (raw.model !== undefined && raw.scratch !== undefined) lines.push("scratch: only used when training from scratch; remove it or `model`");
-  }
+  // Parsing an already parsed config is a no-op, so the Engine may re-validate what it is given.
   const result = configSchema.safeParse(input ?? {});
-  if (!result.success) lines.push(...result.error.issues.flatMap(describeIssue));
-  if (lines.length > 0 || !result.success) throw new NerEngineError(`invalid configuration:\n  ${lines.join("\n  ")}`, source);
+  if (!result.success) {
+    const lines = result.error.issues.flatMap(describeIssue);
+    throw new NerEngineError(`invalid configuration:\n  ${lines.join("\n  ")}`, source);
+  }
   return result.data;
 }
 

@@ -140,9 +140,16 @@ function entityTokens(text: string, type: string): { tokens: string[]; tags: str
 function fillTemplate(rng: Rng, template: string, p: Pools, cast: Cast): Sentence {
   const tokens: string[] = [];
   const tags: string[] = [];
+  const used = new Set<string>(); // no "Flights between Paris and Paris": entities differ within a sentence
   const push = (part: { tokens: string[]; tags: string[] }): void => {
     tokens.push(...part.tokens);
     tags.push(...part.tags);
+  };
+  const entity = (type: string, choose: () => string): void => {
+    let text = choose();
+    for (let tries = 0; used.has(text) && tries < 20; tries++) text = choose();
+    used.add(text);
+    push(entityTokens(text, type));
   };
   const other = (text: string): { tokens: string[]; tags: string[] } => ({ tokens: text.split(" "), tags: text.split(" ").map(() => "O") });
   const person = (): string => {
@@ -154,15 +161,15 @@ function fillTemplate(rng: Rng, template: string, p: Pools, cast: Cast): Sentenc
   };
   for (const slot of template.split(" ")) {
     switch (slot) {
-      case "{PER}": push(entityTokens(person(), "PER")); break;
+      case "{PER}": entity("PER", person); break;
       case "{SUR}":
         // Surname alone once the document has introduced its person, otherwise a random surname.
-        push(entityTokens(cast.personIntroduced && rng() < 0.7 ? cast.person[1] : pick(rng, p.last), "PER"));
+        entity("PER", () => (cast.personIntroduced && rng() < 0.7 ? cast.person[1] : pick(rng, p.last)));
         break;
-      case "{ORG}": push(entityTokens(rng() < 0.4 ? cast.org : pick(rng, p.org), "ORG")); break;
-      case "{LOC}": push(entityTokens(rng() < 0.4 ? cast.loc : pick(rng, p.loc), "LOC")); break;
-      case "{NAT}": push(entityTokens(pick(rng, p.nat), "MISC")); break;
-      case "{EVENT}": push(entityTokens(pick(rng, p.event), "MISC")); break;
+      case "{ORG}": entity("ORG", () => (rng() < 0.3 ? cast.org : pick(rng, p.org))); break;
+      case "{LOC}": entity("LOC", () => (rng() < 0.3 ? cast.loc : pick(rng, p.loc))); break;
+      case "{NAT}": entity("MISC", () => pick(rng, p.nat)); break;
+      case "{EVENT}": entity("MISC", () => pick(rng, p.event)); break;
       case "{NUM}": push(other(String(1 + Math.floor(rng() * 99)))); break;
       case "{YEAR}": push(other(String(1950 + Math.floor(rng() * 75)))); break;
       case "{MONTH}": push(other(pick(rng, MONTHS))); break;

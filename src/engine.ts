@@ -262,8 +262,8 @@ export class Engine {
         } else sinceBest++;
       }
       history.epochs.push(result);
-      callbacks.onEpoch?.(result);
       if (c.output) await this.saveResumePoint(path.join(c.output, "last"), epoch, history);
+      callbacks.onEpoch?.(result);
       if (summary.cancelled) {
         history.cancelled = true;
         break;

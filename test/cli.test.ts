@@ -1,0 +1,197 @@
+import { afterAll, describe, expect, it } from "vitest";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { Writable } from "node:stream";
+import { buildTrainConfig, main, parseCliArgs, type TrainCommand } from "../src/cli.js";
+import { demoConfig, demoCorpus, DEMO_SIZES } from "../src/demo.js";
+import { NerEngineError } from "../src/errors.js";
+import { isValidTag } from "../src/labels.js";
+import { parseConfig } from "../src/config.js";
+import { loadTokenizer } from "../src/alignment.js";
+
+const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), "ner-cli-test-"));
+afterAll(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
+
+/** Runs main() with captured stdout/stderr. Only for paths that never reach the engine. */
+async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const capture = () => {
+    const s = new Writable({ write(chunk, _e, cb) { s.text += chunk.toString(); cb(); } }) as Writable & { text: string };
+    s.text = "";
+    return s;
+  };
+  const [out, err] = [capture(), capture()];
+  const code = await main(argv, { out, err });
+  return { code, out: out.text, err: err.text };
+}
+
+function usageErrorOf(argv: string[]): string {
+  try {
+    parseCliArgs(argv);
+  } catch (e) {
+    expect(e).toBeInstanceOf(NerEngineError);
+    return (e as Error).message;
+  }
+  throw new Error("expected a usage error");
+}
+
+describe("parseCliArgs", () => {
+  it("defaults to train and runs the demo without --train", () => {
+    expect(parseCliArgs([])).toEqual({ command: "train", demo: true, overrides: {}, verbose: false, train: undefined, dev: undefined, test: undefined, configFile: undefined, out: undefined });
+    expect(parseCliArgs(["--epochs", "2"])).toMatchObject({ command: "train", demo: true, overrides: { training: { epochs: 2 } } });
+  });
+
+  it("maps train flags onto config fields", () => {
+    const cmd = parseCliArgs([
+      "train", "--train", "t.txt", "--dev", "d.txt", "--test", "e.txt", "--format", "bio", "--model", "ckpt", "--head", "crf",
+      "--out", "runs/x", "--epochs", "4", "--batch-size", "16", "--lr", "3e-5", "--max-length", "256", "--seed", "7",
+      "--device", "cpu", "--bf16", "--tf32", "--label-all-subtokens", "--document-context", "--scheme", "IOB1",
+      "--max-steps", "100", "--patience", "2", "--config", "c.json",
+    ]) as TrainCommand;
+    expect(cmd).toMatchObject({ command: "train", demo: false, train: "t.txt", dev: "d.txt", test: "e.txt", out: "runs/x", configFile: "c.json" });
+    expect(cmd.overrides).toEqual({
+      model: "ckpt",
+      device: "cpu",
+      output: "runs/x",
+      head: { kind: "crf" },
+      data: { format: "bio", tagScheme: "IOB1", maxLength: 256, labelAllSubtokens: true, documentContext: true },
+      training: { epochs: 4, batchSize: 16, learningRate: 3e-5, seed: 7, maxSteps: 100, earlyStoppingPatience: 2, bf16: true, tf32: true },
+    });
+  });
+
+  it("parses evaluate and predict", () => {
+    expect(parseCliArgs(["evaluate", "--model", "m", "--data", "d.txt"])).toEqual({
+      command: "evaluate", model: "m", data: "d.txt", format: "conll", scheme: "IOB2", out: undefined, device: "auto", verbose: false,
+    });
+    expect(parseCliArgs(["predict", "--model", "m", "--text", "Hello Paris"])).toMatchObject({ command: "predict", text: "Hello Paris" });
+    expect(parseCliArgs(["predict", "--model", "m", "--input", "lines.txt", "--device=cuda"])).toMatchObject({ input: "lines.txt", device: "cuda" });
+  });
+
+  it("rejects bad values with messages naming the flag", () => {
+    expect(usageErrorOf(["--train", "t", "--epochs", "three"])).toContain('--epochs expects a number, got "three"');
+    expect(usageErrorOf(["--train", "t", "--batch-size", "1.5"])).toContain('--batch-size expects an integer, got "1.5"');
+    expect(usageErrorOf(["--train", "t", "--head", "lstm"])).toContain('--head must be one of softmax, crf, bilstm-crf, bilstm-attn-crf; got "lstm"');
+    expect(usageErrorOf(["--train", "t", "--format", "csv"])).toContain("--format must be one of conll, json, bio, atis");
+    expect(usageErrorOf(["--train", "t", "--device", "tpu"])).toContain("--device must be one of auto, cpu, cuda");
+    expect(usageErrorOf(["--train", "t", "--lr"])).toMatch(/--lr <value>' argument missing/);
+    expect(usageErrorOf(["--train", "t", "--bf16=yes"])).toContain("does not take an argument");
+  });
+
+  it("rejects unknown options, commands, stray arguments and incomplete commands", () => {
+    expect(usageErrorOf(["--trian", "t"])).toContain('unknown option --trian for "train"');
+    expect(usageErrorOf(["fit"])).toContain('unknown command "fit" (expected train, evaluate, predict, help)');
+    expect(usageErrorOf(["train", "data.txt"])).toContain("Unexpected argument 'data.txt'");
+    expect(usageErrorOf(["evaluate", "--model", "m"])).toContain("evaluate needs --data FILE");
+    expect(usageErrorOf(["predict", "--model", "m"])).toContain("exactly one of --text");
+    expect(usageErrorOf(["predict", "--model", "m", "--text", "a", "--input", "f"])).toContain("exactly one of --text");
+    expect(usageErrorOf(["--dev", "d.txt"])).toContain("--dev needs --train FILE");
+    expect(usageErrorOf(["evaluate", "--model", "m", "--data", "d", "--epochs", "3"])).toContain('unknown option --epochs for "evaluate"');
+  });
+
+  it("gives help for --help anywhere, and per command", () => {
+    expect(parseCliArgs(["--help"])).toMatchObject({ command: "help" });
+    expect((parseCliArgs(["evaluate", "--bogus", "-h"]) as { text: string }).text).toMatch(/^Usage: ner-engine evaluate/);
+    expect((parseCliArgs(["help", "predict"]) as { text: string }).text).toMatch(/^Usage: ner-engine predict/);
+  });
+});
+
+describe("buildTrainConfig", () => {
+  it("lets flags override the --config file", () => {
+    const file = path.join(tmpRoot, "cfg.json");
+    fs.writeFileSync(file, JSON.stringify({ model: "ckpt", training: { epochs: 10, seed: 1 }, head: { kind: "crf" } }));
+    const cmd = parseCliArgs(["--train", "t", "--config", file, "--epochs", "2"]) as TrainCommand;
+    const c = buildTrainConfig(cmd);
+    expect(c.training.epochs).toBe(2);
+    expect(c.training.seed).toBe(1);
+    expect(c.head.kind).toBe("crf");
+  });
+
+  it("reports config errors naming the file and the field", () => {
+    const file = path.join(tmpRoot, "typo.json");
+    fs.writeFileSync(file, JSON.stringify({ model: "ckpt", training: { batchsize: 8 } }));
+    const cmd = parseCliArgs(["--train", "t", "--config", file]) as TrainCommand;
+    expect(() => buildTrainConfig(cmd)).toThrow(/typo\.json: invalid configuration:\n\s+training\.batchsize: unknown key \(did you mean "batchSize"\?\)/);
+    const flags = parseCliArgs(["--train", "t", "--model", "m", "--batch-size", "0"]) as TrainCommand;
+    expect(() => buildTrainConfig(flags)).toThrow(/command line: invalid configuration:\n\s+training\.batchSize: Too small/);
+  });
+});
+
+describe("main", () => {
+  it("prints usage for --help and exits 0", async () => {
+    const r = await run(["--help"]);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain("Usage: ner-engine [train|evaluate|predict]");
+    expect(r.out).toContain("--train FILE");
+    expect(r.err).toBe("");
+  });
+
+  it("prints `error: <message>` and exits 1 on usage errors, without a stack trace", async () => {
+    const r = await run(["frobnicate"]);
+    expect(r.code).toBe(1);
+    expect(r.out).toBe("");
+    expect(r.err).toMatch(/^error: unknown command "frobnicate"/);
+    expect(r.err).not.toMatch(/\n\s+at /);
+    const bad = await run(["--train", "x", "--batch-size", "many"]);
+    expect(bad.code).toBe(1);
+    expect(bad.err).toContain('error: --batch-size expects an integer, got "many"');
+  });
+
+  it("reports a missing config file before touching the engine", async () => {
+    const r = await run(["--train", "t.txt", "--config", path.join(tmpRoot, "nope.json")]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^error: .*nope\.json: config file not found\n$/);
+  });
+
+  it("reports a missing data file with its name", async () => {
+    const r = await run(["--train", path.join(tmpRoot, "absent.txt"), "--model", "m", "--out", path.join(tmpRoot, "o")]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^error: .*absent\.txt: file not found\n$/);
+  });
+});
+
+describe("demo", () => {
+  it("generates the promised sizes deterministically", () => {
+    const a = demoCorpus();
+    const b = demoCorpus();
+    expect(a.train.sentences.length).toBe(DEMO_SIZES.train);
+    expect(a.dev.sentences.length).toBe(DEMO_SIZES.dev);
+    expect(a.test.sentences.length).toBe(DEMO_SIZES.test);
+    expect(DEMO_SIZES).toEqual({ train: 1500, dev: 300, test: 300 });
+    expect(b).toEqual(a);
+    expect(demoCorpus(99).train.sentences).not.toEqual(a.train.sentences);
+  });
+
+  it("is valid IOB2 with all four types, multi-word entities and documents", () => {
+    const { train, dev, test } = demoCorpus();
+    const types = new Set<string>();
+    let multiWord = 0;
+    for (const s of [...train.sentences, ...dev.sentences, ...test.sentences]) {
+      expect(s.tokens.length).toBe(s.tags.length);
+      expect(s.tokens.every((t) => t.length > 0 && !/\s/.test(t))).toBe(true);
+      s.tags.forEach((tag, i) => {
+        expect(isValidTag(tag) && !/^[ES]-/.test(tag)).toBe(true);
+        // IOB2: an I-X continues a chunk of the same type.
+        if (tag.startsWith("I-")) expect([`B-${tag.slice(2)}`, tag]).toContain(s.tags[i - 1]);
+        if (tag.startsWith("B-")) types.add(tag.slice(2));
+        if (tag.startsWith("I-") && s.tags[i - 1]?.startsWith("B-")) multiWord++;
+      });
+    }
+    expect([...types].sort()).toEqual(["LOC", "MISC", "ORG", "PER"]);
+    expect(multiWord).toBeGreaterThan(500);
+    const docs = new Set(train.sentences.map((s) => s.docId));
+    expect(docs.size).toBeGreaterThan(100);
+    expect(docs.size).toBeLessThan(train.sentences.length);
+  });
+
+  it("writes a tokenizer and returns a valid from-scratch BiLSTM-CRF config", () => {
+    const out = path.join(tmpRoot, "demo");
+    const input = demoConfig(out);
+    const config = parseConfig(input);
+    expect(config.tokenizer).toBe(path.join(out, "tokenizer"));
+    expect(config.model).toBeUndefined();
+    expect(config.head.kind).toBe("bilstm-crf");
+    expect(config.scratch.hiddenSize).toBe(128);
+    const tok = loadTokenizer(config.tokenizer!);
+    expect(tok.vocabSize).toBeGreaterThan(200);
+  });
+});

@@ -1,0 +1,53 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { native } from "../src/native.js";
+import { SHARED } from "./helpers/checkpoints.js";
+
+const fixture = JSON.parse(readFileSync(path.join(SHARED, "fixtures/crf.json"), "utf8"));
+const input = {
+  emissions: fixture.emissions as number[][][],
+  mask: fixture.mask as number[][],
+  tags: fixture.tags as number[][],
+  transitions: fixture.transitions as number[][],
+  startTransitions: fixture.start_transitions as number[],
+  endTransitions: fixture.end_transitions as number[],
+};
+
+function maxDiff(a: unknown, b: unknown): number {
+  if (Array.isArray(a) && Array.isArray(b)) {
+    expect(a.length).toBe(b.length);
+    return a.reduce((m: number, x, i) => Math.max(m, maxDiff(x, b[i])), 0);
+  }
+  return Math.abs((a as number) - (b as number));
+}
+
+describe("CRF against pytorch-crf", () => {
+  it("log-likelihoods match within 1e-4 (masks of lengths 6, 4, 1 and 5)", () => {
+    const llh = native().crfLogLikelihood(input);
+    expect(llh).toHaveLength(4);
+    expect(maxDiff(llh, fixture.log_likelihood)).toBeLessThanOrEqual(1e-4);
+  });
+
+  it("gradients of the summed log-likelihood w.r.t. emissions and transitions match within 1e-4", () => {
+    const grads = native().crfGradients(input);
+    expect(maxDiff(grads.emissions, fixture.grad_emissions_of_sum_llh)).toBeLessThanOrEqual(1e-4);
+    expect(maxDiff(grads.transitions, fixture.grad_transitions_of_sum_llh)).toBeLessThanOrEqual(1e-4);
+    // Masked-out positions get no gradient.
+    input.mask.forEach((row, b) => row.forEach((m, t) => {
+      if (!m) expect(Math.max(...grads.emissions[b][t].map(Math.abs))).toBe(0);
+    }));
+  });
+
+  it("Viterbi paths are identical, each as long as its mask", () => {
+    expect(native().crfDecode(input)).toEqual(fixture.viterbi);
+  });
+
+  it("rejects malformed input with a clear error instead of crashing", () => {
+    const crf = native();
+    expect(() => crf.crfLogLikelihood({ ...input, tags: input.tags.map((r) => r.map(() => 99)) })).toThrow(/tags must lie in \[0, 9\)/);
+    expect(() => crf.crfLogLikelihood({ ...input, mask: input.mask.map((r) => [0, ...r.slice(1)]) })).toThrow(/mask/);
+    expect(() => crf.crfDecode({ ...input, transitions: [[1, 2]] })).toThrow(/transitions/);
+    expect(() => crf.crfDecode({ ...input, emissions: [[[1, 2], [3]]] })).toThrow(/ragged/);
+  });
+});
