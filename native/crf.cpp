@@ -3,6 +3,7 @@
 // llh = score(gold) - logZ. Every recursion is batched over B; only the time loop remains.
 #include "crf.h"
 
+#include <limits>
 #include <sstream>
 #include <stdexcept>
 
@@ -124,10 +125,9 @@ Tensor goldScore(const Inputs& in) {
 }
 
 // logsumexp over the last dim, consuming x (a temporary). Same maths as torch::logsumexp, which on
-// CPU (1.13) is several times slower for these [B, K, K] shapes; the guard keeps all -inf rows at -inf.
+// CPU (1.13) is several times slower for these [B, K, K] shapes; the clamp keeps all -inf rows at -inf.
 Tensor logsumexpLast_(Tensor x) {
-  auto m = x.amax(-1, /*keepdim=*/true);
-  m.masked_fill_(m.isinf(), 0);
+  auto m = x.amax(-1, /*keepdim=*/true).clamp_min_(std::numeric_limits<float>::lowest());
   return x.sub_(m).exp_().sum(-1).log_().add_(m.squeeze(-1));
 }
 
@@ -141,18 +141,25 @@ struct CrfLlhFunction : public torch::autograd::Function<CrfLlhFunction> {
     const auto eT = emissions.transpose(0, 1).contiguous();  // [T, B, K]: one contiguous slice per step
     const auto mT = mask.t().unsqueeze(2);                   // [T, B, 1]
     const auto transT = trans.t().contiguous();
-    // alpha_t[b, j] = log sum of the scores of paths ending in j at t; held past each length (pytorch-crf).
-    // lse_t[b, j] = logsumexp_i(alpha_{t-1}[b, i] + trans[i, j]). Both are kept for the backward.
+    // alpha_t[b, j] = log sum of the scores of paths ending in j at t, minus a per-sequence shift
+    // (its running max) so that it stays O(1) instead of growing with t: fp32 keeps its precision.
+    // Held past each length (pytorch-crf). lse_t[b, j] = logsumexp_i(alpha_{t-1}[b, i] + trans[i, j]).
+    // Both are kept for the backward, where the shifts cancel.
     auto alphas = torch::empty({T, B, K}, emissions.options());
     auto lses = torch::empty({T, B, K}, emissions.options());
-    alphas[0].copy_(start + eT[0]);
+    auto first = start + eT[0];
+    auto shift = first.amax(1, /*keepdim=*/true);  // [B, 1]: the sum of the shifts taken so far
+    alphas[0].copy_(first - shift);
     for (int64_t t = 1; t < T; ++t) {
       const auto prev = alphas[t - 1];
       const auto lse = logsumexpLast_(prev.unsqueeze(1) + transT);  // [B, j, i] -> [B, j]
       lses[t].copy_(lse);
-      alphas[t].copy_(torch::where(mT[t], lse + eT[t], prev));
+      auto next = lse + eT[t];
+      const auto step = next.amax(1, /*keepdim=*/true).mul_(mT[t]);  // no shift past the length
+      alphas[t].copy_(torch::where(mT[t], next.sub_(step), prev));
+      shift += step;
     }
-    const auto logZ = torch::logsumexp(alphas[T - 1] + end, {1});
+    const auto logZ = torch::logsumexp(alphas[T - 1] + end, {1}) + shift.squeeze(1);
     const auto gold = goldScore({emissions, mask, tags, trans, start, end});
     ctx->save_for_backward({transT, end});
     ctx->saved_data["alphas"] = alphas;
@@ -174,7 +181,7 @@ struct CrfLlhFunction : public torch::autograd::Function<CrfLlhFunction> {
     const auto mask = ctx->saved_data["mask"].toTensor(), tags = ctx->saved_data["tags"].toTensor();
     const int64_t T = alphas.size(0), B = alphas.size(1), K = alphas.size(2);
     const auto gw = g.to(alphas.scalar_type()).contiguous();  // [B]
-    const auto maskfT = mask.t().to(alphas.scalar_type());     // [T, B]
+    const auto wT = mask.t().to(alphas.scalar_type()).mul_(gw);  // [T, B]: grad_b where position t counts
 
     auto marg = torch::empty({T, B, K}, alphas.options());
     auto P = torch::softmax(alphas[T - 1] + end, 1);  // P(y_last = j); the held alpha makes it hold past the length
@@ -184,14 +191,14 @@ struct CrfLlhFunction : public torch::autograd::Function<CrfLlhFunction> {
     for (int64_t t = T - 1; t >= 1; --t) {
       // xi[b, j, i] = P(y_{t-1} = i, y_t = j) = exp(alpha_{t-1}[i] + trans[i, j] - lse_t[j]) * P_t[j]
       auto xi = (alphas[t - 1].unsqueeze(1) + transT).add_((P.log() - lses[t]).unsqueeze(2)).exp_();
-      dTransZT.addmm_((gw * maskfT[t]).unsqueeze(0), xi.view({B, K * K}));  // sum over b of grad_b * xi_b
+      dTransZT.addmm_(wT[t].unsqueeze(0), xi.view({B, K * K}));  // sum over b of grad_b * xi_b
       P = torch::where(mask.select(1, t).unsqueeze(1), xi.sum(1), P);       // P_{t-1}; held past the length
       marg[t - 1].copy_(P);
     }
     const auto dStartZ = gw.unsqueeze(0).mm(P);
 
     // Gold counts minus expectations, each sequence weighted by its grad_output.
-    const auto w = gw.unsqueeze(1) * maskfT.t();  // [B, T]: masked positions contribute nothing
+    const auto w = wT.t();  // [B, T]: masked positions contribute nothing
     auto dE = (marg.transpose(0, 1) * w.unsqueeze(2)).neg_().contiguous();
     dE.scatter_add_(2, tags.unsqueeze(2), w.unsqueeze(2));
     auto dTrans = dTransZT.view({K, K}).t().neg().contiguous();

@@ -76,13 +76,57 @@ torch::Tensor Trainer::clipGradients() {
   return total;
 }
 
-void Trainer::optimizerStep() {
+// On the CPU a step is committed only if it is sound, so that a failing fit leaves the weights of
+// the last good step: the gradient norm must be finite (it is computed for clipping anyway), and
+// the update must leave every weight finite (a huge learning rate, or lr * weight decay >> 1, can
+// overflow float32 after a step whose loss was finite); otherwise the update is undone from a copy
+// taken just before it. That costs one copy of the weights per step into buffers allocated once
+// (AdamW itself makes several passes over them) and a host read, which is free on the CPU. The
+// optimizer's moments are not rolled back: set training up again before continuing. On CUDA these
+// checks would cost a device sync per step and are skipped; the loss check still stops training.
+void Trainer::optimizerStep(int64_t epoch) {
   const double factor = learningRateFactor(step_);
   auto& groups = optimizer_->param_groups();
   for (size_t g = 0; g < groups.size(); ++g)
     static_cast<torch::optim::AdamWOptions&>(groups[g].options()).lr(baseLearningRates_[g] * factor);
-  clipGradients();
-  optimizer_->step();
+  const auto gradNorm = clipGradients();
+  const bool guarded = !device_.is_cuda();
+  const std::string where = "step " + std::to_string(step_ + 1) + " (epoch " + std::to_string(epoch + 1) + ")";
+  if (guarded && !std::isfinite(gradNorm.item<double>())) {
+    optimizer_->zero_grad();
+    throw NonFiniteLossError("gradients became non-finite at " + where + "; weights are kept from the step before");
+  }
+  auto params = model_->parameters();
+  torch::NoGradGuard noGrad;
+  if (guarded) {
+    if (lastGood_.size() != params.size()) {
+      lastGood_.clear();
+      for (const auto& p : params) lastGood_.push_back(torch::empty_like(p));
+    }
+    for (size_t i = 0; i < params.size(); ++i) lastGood_[i].copy_(params[i]);
+  }
+  auto restore = [&] {
+    if (guarded)
+      for (size_t i = 0; i < params.size(); ++i) params[i].copy_(lastGood_[i]);
+    optimizer_->zero_grad();
+  };
+  try {
+    optimizer_->step();
+  } catch (const std::exception& e) {
+    // e.g. "value cannot be converted to type float without overflow" for a learning rate beyond float32
+    const auto* c10error = dynamic_cast<const c10::Error*>(&e);
+    restore();
+    throw std::runtime_error("the optimizer failed at " + where + ": " + (c10error ? c10error->what_without_backtrace() : e.what()) +
+                             " (is the learning rate too large for float32?)" + (guarded ? "; weights are kept from the step before" : ""));
+  }
+  if (guarded) {
+    for (const auto& p : params) {
+      if (torch::isfinite(p).all().item<bool>()) continue;
+      restore();
+      throw NonFiniteLossError("weights became non-finite in the update at " + where +
+                               " (learning rate or weight decay too large?); they are restored to those of the step before");
+    }
+  }
   optimizer_->zero_grad();
   ++step_;
 }
@@ -127,7 +171,7 @@ EpochSummary Trainer::runEpoch(const EncodedDataset& data, int64_t epoch,
     windowSentences += static_cast<int64_t>(windows.size());
     summary.tokens += batch.realTokens;
     summary.sentences += static_cast<int64_t>(windows.size());
-    if (++micro % options_.gradientAccumulation == 0) optimizerStep();
+    if (++micro % options_.gradientAccumulation == 0) optimizerStep(epoch);
     ++summary.steps;
     if (summary.steps % options_.progressEvery == 0 || summary.steps == static_cast<int64_t>(plan.batches.size())) {
       const double meanLoss = lossSum.item<double>() / windowBatches;  // the one sync per report
@@ -151,7 +195,7 @@ EpochSummary Trainer::runEpoch(const EncodedDataset& data, int64_t epoch,
       windowStart = std::chrono::steady_clock::now();
     }
   }
-  if (micro % options_.gradientAccumulation != 0 && !summary.cancelled) optimizerStep();  // flush a partial accumulation
+  if (micro % options_.gradientAccumulation != 0 && !summary.cancelled) optimizerStep(epoch);  // flush a partial accumulation
   if (windowBatches > 0) summary.meanLoss += lossSum.item<double>();
   summary.meanLoss /= std::max<int64_t>(1, summary.steps);
   summary.seconds = secondsSince(start);

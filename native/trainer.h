@@ -43,7 +43,8 @@ struct EpochSummary {
   bool cancelled = false;
 };
 
-// Thrown when the loss turns NaN or infinite; the weights are those before the failing step.
+// Thrown when the loss, the gradients or (on the CPU) an update of the weights turns NaN or infinite;
+// the weights are those before the failing step (on CUDA only for the loss check).
 struct NonFiniteLossError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
@@ -64,7 +65,7 @@ class Trainer {
 
  private:
   double learningRateFactor(int64_t step) const;
-  void optimizerStep();
+  void optimizerStep(int64_t epoch);
   torch::Tensor clipGradients();
 
   BertTagger model_;
@@ -73,6 +74,7 @@ class Trainer {
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::vector<double> baseLearningRates_;  // per parameter group
   int64_t step_ = 0, totalSteps_ = 0, warmupSteps_ = 0;
+  std::vector<torch::Tensor> lastGood_;  // CPU: the weights before the current optimizer step (see optimizerStep)
 };
 
 // Predicted tag and score for every owned word of every window, in window order (flattened).

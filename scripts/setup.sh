@@ -16,6 +16,12 @@ command -v cmake >/dev/null || packages+=(cmake)
 command -v g++ >/dev/null || packages+=(g++)
 command -v ninja >/dev/null || packages+=(ninja-build)
 have_libtorch || packages+=(libtorch-dev)
+# Debian's LibTorch links the generic libblas.so.3; without an optimised provider it falls back to the
+# reference BLAS, which makes training ~8x slower. OpenBLAS (OpenMP build, sharing torch's thread pool)
+# takes over libblas.so.3 through update-alternatives.
+if compgen -G "/usr/lib/*/cmake/Torch/TorchConfig.cmake" >/dev/null || [[ " ${packages[*]} " == *" libtorch-dev "* ]]; then
+  dpkg -s libopenblas0-openmp >/dev/null 2>&1 || packages+=(libopenblas0-openmp)
+fi
 
 if ((${#packages[@]} == 0)); then
   echo "setup: toolchain and LibTorch already present"

@@ -12,6 +12,7 @@ import { parseArgs } from "node:util";
 import { CORPUS_FORMATS, HEAD_KINDS, mergeConfig, parseConfig, readConfigJson, type EngineConfig, type EngineConfigInput } from "./config.js";
 import { DEMO_EXAMPLES, demoConfig, demoCorpus } from "./demo.js";
 import { NerEngineError } from "./errors.js";
+import { pretokenize } from "./alignment.js";
 import { convertScheme } from "./labels.js";
 import { formatMistakes, formatReport, mistakenSentences } from "./metrics.js";
 import { readCorpus, type CorpusFormat } from "./readers.js";
@@ -221,6 +222,7 @@ export function buildTrainConfig(cmd: TrainCommand, base: EngineConfigInput = {}
 async function loadEngineModule(): Promise<typeof import("./engine.js")> {
   return import("./engine.js");
 }
+type EngineInstance = InstanceType<Awaited<ReturnType<typeof loadEngineModule>>["Engine"]>;
 
 export interface Io {
   out: NodeJS.WritableStream;
@@ -238,6 +240,23 @@ function readSplit(path: string, config: EngineConfig, split: "train" | "dev" | 
 
 /** Normalises tags to IOB2 at read time (idempotent, so an engine converting again is harmless). */
 const toIob2 = (c: Corpus, scheme: TagScheme): Corpus => (scheme === "IOB2" ? c : { ...c, sentences: convertScheme(c.sentences, scheme, "IOB2") });
+
+export interface TextEntity { type: string; text: string; start: number; end: number; score: number }
+
+/**
+ * Tags raw texts in one engine call: each text is split into words here (with character offsets)
+ * and passed as words, because engine.predict reads a string[] as ONE pre-split sentence.
+ */
+async function predictTexts(engine: Pick<EngineInstance, "predict">, texts: readonly string[]): Promise<TextEntity[][]> {
+  const split = texts.map((t) => pretokenize(t));
+  const results = await engine.predict(split.map((words) => words.map((w) => w.word)));
+  return results.map((r, i) =>
+    r.entities.map((e) => {
+      const [start, end] = [split[i][e.startWord].start, split[i][e.endWord - 1].end];
+      return { type: e.type, text: texts[i].slice(start, end), start, end, score: Number(e.score.toFixed(4)) };
+    }),
+  );
+}
 
 const timestamp = (): string => new Date().toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
 
@@ -265,7 +284,7 @@ async function runTrain(cmd: TrainCommand, io: Io): Promise<number> {
   const { Engine } = await loadEngineModule();
   const engine = new Engine(config);
   const sizes = (["train", "dev", "test"] as const).filter((k) => data[k]).map((k) => `${k} ${data[k]!.sentences.length}`).join(", ");
-  say(`device ${engine.device}; ${engine.labels.length} labels; ${sizes} sentences; head ${config.head.kind}`);
+  say(`device ${engine.device}; ${sizes} sentences; head ${config.head.kind}${config.model ? ` on ${config.model}` : " (from scratch)"}`);
 
   const bar = new ProgressBar({ stream: io.err });
   const logger = new JsonlLogger(join(out, "log.jsonl"));
@@ -308,10 +327,10 @@ async function runTrain(cmd: TrainCommand, io: Io): Promise<number> {
   say(`model saved to ${join(out, "model")}; metrics ${paths.metrics}; report ${paths.report}`);
   if (cmd.demo) {
     say("\nexample predictions:");
-    const results = await engine.predict([...DEMO_EXAMPLES]);
-    results.forEach((r, i) => {
+    const results = await predictTexts(engine, DEMO_EXAMPLES);
+    results.forEach((entities, i) => {
       say(`  ${DEMO_EXAMPLES[i]}`);
-      for (const ent of r.entities) say(`    ${ent.type.padEnd(5)} ${ent.text}  (${ent.score.toFixed(2)})`);
+      for (const ent of entities) say(`    ${ent.type.padEnd(5)} ${ent.text}  (${ent.score.toFixed(2)})`);
     });
   }
   return 0;
@@ -354,11 +373,8 @@ async function runPredict(cmd: PredictCommand, io: Io): Promise<number> {
   const CHUNK = 256; // stream results for long files instead of holding them all
   for (let i = 0; i < lines.length; i += CHUNK) {
     const batch = lines.slice(i, i + CHUNK);
-    const results = await engine.predict(batch);
-    results.forEach((r, k) => {
-      const entities = r.entities.map(({ type, text, start, end, score }) => ({ type, text, start, end, score: Number(score.toFixed(4)) }));
-      io.out.write(JSON.stringify({ text: batch[k], entities }) + "\n");
-    });
+    const results = await predictTexts(engine, batch);
+    results.forEach((entities, k) => void io.out.write(JSON.stringify({ text: batch[k], entities }) + "\n"));
   }
   return 0;
 }
@@ -395,6 +411,11 @@ function isEntryPoint(): boolean {
 }
 
 if (isEntryPoint()) {
+  // `ner-engine predict ... | head`: a closed pipe ends the output, not with a crash.
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") process.exit(0);
+    throw e;
+  });
   main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
   });

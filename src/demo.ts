@@ -207,8 +207,8 @@ export function demoCorpus(seed: number = DEMO_SEED): { train: Corpus; dev: Corp
 }
 
 /** Sentences shown with predictions at the end of the demo (not in any split). */
-export const DEMO_EXAMPLES = [
-  "Maria Lopez , the chief executive of Helios Motors , said on Monday that the company will open a factory in Lisbon .",
+export const DEMO_EXAMPLES: readonly string[] = [
+  "Lucia Ortega , the chief executive of Helios Motors , said on Monday that the company will open a factory in Lisbon .",
   "The Japanese team arrived in Cape Town for the World Cup .",
   "Shares of Northwind Traders fell 4 percent in Tokyo after Olga Petrov resigned .",
 ];

@@ -91,6 +91,8 @@ export class Engine {
   private tagger?: NativeTagger;
   /** Checkpoint weights still to load into the tagger once its label set is known. */
   private pendingCheckpoint?: string;
+  /** Set by cancel() during fit(): the native flag alone is reset when the next epoch starts. */
+  private cancelRequested = false;
 
   constructor(input: EngineConfigInput | EngineConfig) {
     this.config = parseConfig(input);
@@ -186,14 +188,22 @@ export class Engine {
   /** Raw encoder + head forward in eval mode (HF BertForTokenClassification semantics for the softmax head). */
   async forward(input: ForwardInput & { labels?: number[][] }) {
     const tagger = this.requireTagger();
-    const ids = rectangular(input.inputIds, "inputIds");
+    // Every value is checked here, so the error names its position (the native checks are a backstop).
+    const { vocab_size: vocab, type_vocab_size: types, max_position_embeddings: maxPositions } = this.bert;
+    const ids = rectangular(input.inputIds, "inputIds", undefined, undefined, { valid: (v) => v >= 0 && v < vocab, expected: `outside the vocabulary [0, ${vocab})` });
     const batchSize = input.inputIds.length;
     const length = input.inputIds[0].length;
+    if (length > maxPositions) throw new NerEngineError(`inputIds: sequence length ${length} exceeds max_position_embeddings (${maxPositions})`);
+    const numLabels = this.labels.length;
     const batch = {
       inputIds: ids,
-      attentionMask: rectangular(input.attentionMask, "attentionMask", batchSize, length),
-      tokenTypeIds: input.tokenTypeIds ? rectangular(input.tokenTypeIds, "tokenTypeIds", batchSize, length) : undefined,
-      labels: input.labels ? rectangular(input.labels, "labels", batchSize, length) : undefined,
+      attentionMask: rectangular(input.attentionMask, "attentionMask", batchSize, length, { valid: (v) => v === 0 || v === 1, expected: "not 0 or 1" }),
+      tokenTypeIds: input.tokenTypeIds
+        ? rectangular(input.tokenTypeIds, "tokenTypeIds", batchSize, length, { valid: (v) => v >= 0 && v < types, expected: `outside [0, type_vocab_size=${types})` })
+        : undefined,
+      labels: input.labels
+        ? rectangular(input.labels, "labels", batchSize, length, { valid: (v) => v === -100 || (v >= 0 && v < numLabels), expected: `neither -100 nor a label id in [0, ${numLabels})` })
+        : undefined,
       batchSize,
       length,
     };
@@ -204,8 +214,10 @@ export class Engine {
   async fit(data: { train: Corpus; dev?: Corpus; test?: Corpus }, callbacks: FitCallbacks = {}): Promise<TrainingHistory> {
     const c = this.config;
     const started = Date.now();
+    this.cancelRequested = false;
     const train = this.toTrainScheme(data.train.sentences);
     if (train.length === 0) throw new NerEngineError("the training set has no sentences", data.train.source);
+    if (!train.some((s) => s.tokens.length > 0)) throw new NerEngineError("the training set has only empty sentences", data.train.source);
     if (!this.labelSet) this.labelSet = LabelSet.fromSentences(train, c.data.trainScheme === "IOBES" ? "IOBES" : "IOB2");
     await this.ensureTagger();
     const tagger = this.requireTagger();
@@ -240,8 +252,14 @@ export class Engine {
     let bestWeights: Awaited<ReturnType<NativeTagger["exportWeights"]>> | undefined;
     let sinceBest = 0;
     for (let epoch = firstEpoch; epoch < epochs; epoch++) {
+      if (this.cancelRequested) {
+        history.cancelled = true;
+        break;
+      }
       const summary = await tagger.trainEpoch(epoch, callbacks.onProgress);
       if (summary.callbackError) throw new NerEngineError(`the progress callback threw: ${summary.callbackError}`);
+      // A cancel() that arrives after the epoch's last step (e.g. from its last progress report) still counts.
+      const cancelled = summary.cancelled || this.cancelRequested;
       const result: EpochResult = {
         epoch,
         trainLoss: summary.meanLoss,
@@ -250,7 +268,7 @@ export class Engine {
         tokensPerSecond: summary.tokens / Math.max(summary.seconds, 1e-9),
         isBest: false,
       };
-      if (data.dev && !summary.cancelled) {
+      if (data.dev && !cancelled) {
         result.dev = await this.evaluate(data.dev);
         const metric = c.training.metricForBestModel === "f1" ? result.dev.report.micro.f1 : -summary.meanLoss;
         if (!history.best || metric > history.best.metric) {
@@ -264,7 +282,7 @@ export class Engine {
       history.epochs.push(result);
       if (c.output) await this.saveResumePoint(path.join(c.output, "last"), epoch, history);
       callbacks.onEpoch?.(result);
-      if (summary.cancelled) {
+      if (cancelled || this.cancelRequested) {
         history.cancelled = true;
         break;
       }
@@ -282,6 +300,7 @@ export class Engine {
 
   /** Stops a running fit() at the next step; the weights stay as they are. */
   cancel(): void {
+    this.cancelRequested = true;
     this.tagger?.cancel();
   }
 
@@ -464,17 +483,32 @@ function readFileOrThrow(file: string): string {
   }
 }
 
-/** number[][] → flat Int32Array, checking the batch is non-empty and rectangular. */
-function rectangular(rows: number[][], name: string, batchSize?: number, length?: number): Int32Array {
-  if (!Array.isArray(rows) || rows.length === 0) throw new NerEngineError(`${name} is an empty batch`);
+/**
+ * number[][] → flat Int32Array, checking the batch is non-empty and rectangular ([batchSize, length]
+ * when given, i.e. the shape of inputIds) and every value is an integer that `range` accepts.
+ */
+function rectangular(
+  rows: number[][],
+  name: string,
+  batchSize?: number,
+  length?: number,
+  range?: { valid: (v: number) => boolean; expected: string },
+): Int32Array {
+  if (!Array.isArray(rows) || rows.length === 0) throw new NerEngineError(`${name} is an empty batch (expected a non-empty array of rows)`);
   const width = length ?? (Array.isArray(rows[0]) ? rows[0].length : 0);
   if (width === 0) throw new NerEngineError(`${name}[0] is empty`);
-  if (batchSize !== undefined && rows.length !== batchSize) throw new NerEngineError(`${name} has ${rows.length} rows, expected ${batchSize}`);
+  if (batchSize !== undefined && rows.length !== batchSize) throw new NerEngineError(`${name} has ${rows.length} rows, expected ${batchSize} (the shape of inputIds)`);
   const out = new Int32Array(rows.length * width);
   rows.forEach((row, i) => {
-    if (!Array.isArray(row) || row.length !== width) throw new NerEngineError(`${name} is ragged: row ${i} has ${Array.isArray(row) ? row.length : "no"} entries, expected ${width}`);
+    if (!Array.isArray(row) || row.length !== width) {
+      const problem = length === undefined ? "is ragged" : `does not have the shape of inputIds [${batchSize}, ${length}]`;
+      throw new NerEngineError(`${name} ${problem}: row ${i} has ${Array.isArray(row) ? row.length : "no"} entries, expected ${width}`);
+    }
     row.forEach((v, j) => {
-      if (!Number.isInteger(v)) throw new NerEngineError(`${name}[${i}][${j}] is not an integer`);
+      if (!Number.isInteger(v)) throw new NerEngineError(`${name}[${i}][${j}] is not an integer (got ${typeof v === "string" ? JSON.stringify(v) : String(v)})`);
+      // Also keeps values that an Int32Array would wrap (2^32 + 5 -> 5) from passing as valid ones.
+      if (range && !range.valid(v)) throw new NerEngineError(`${name}[${i}][${j}] = ${v} is ${range.expected}`);
+      if (v < -(2 ** 31) || v >= 2 ** 31) throw new NerEngineError(`${name}[${i}][${j}] = ${v} does not fit a 32-bit integer`);
       out[i * width + j] = v;
     });
   });

@@ -262,10 +262,10 @@ export function renderHtmlReport(input: HtmlReportOptions): string {
   parts.push(`<h2>Training</h2><div class="charts">`);
   const byStep = (f: (p: ProgressEvent) => number): [number, number][] => progress.map((p) => [p.step, f(p)]);
   const epochLoss: [number, number][] = history.epochs.map((e) => [e.epoch, e.trainLoss]);
-  parts.push(progress.length > 0 ? lineChart("training loss", "step", [{ name: "loss", points: byStep((p) => p.loss) }]) : lineChart("training loss per epoch", "epoch", [{ name: "loss", points: epochLoss }]));
+  parts.push(progress.length > 0 ? lineChart("training loss", "step", [{ name: "loss", points: byStep((p) => p.loss) }], { yMin: 0 }) : lineChart("training loss per epoch", "epoch", [{ name: "loss", points: epochLoss }]));
   if (progress.length > 0) parts.push(lineChart("learning rate", "step", [{ name: "lr", points: byStep((p) => p.learningRate) }], { yMin: 0 }));
   const devF1: [number, number][] = history.epochs.filter((e) => e.dev).map((e) => [e.epoch, e.dev!.report.micro.f1]);
-  if (devF1.length > 0) parts.push(lineChart("dev F1 (micro) per epoch", "epoch", [{ name: "dev F1", points: devF1 }]));
+  if (devF1.length > 0) parts.push(lineChart("dev F1 (micro) per epoch", "epoch", [{ name: "dev F1", points: devF1 }], { yMin: 0, yMax: 1 }));
   parts.push(`</div>`);
 
   const dev = finalDev(history);
@@ -297,8 +297,10 @@ export interface ProgressBarOptions {
   stream?: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
   /** Defaults to the stream's isTTY. */
   tty?: boolean;
-  /** Without a TTY, print at most one line per this many seconds of training time (default 15). */
+  /** Without a TTY, print at most one line per this many seconds (default 15). */
   plainIntervalSeconds?: number;
+  /** Clock in seconds (injectable for tests). */
+  now?: () => number;
 }
 
 export function formatDuration(seconds: number): string {
@@ -311,11 +313,17 @@ export function formatDuration(seconds: number): string {
 
 const humanRate = (v: number): string => (v >= 1000 ? `${(v / 1000).toFixed(1)}k` : v.toFixed(0));
 
-/** One redrawn line on a TTY (\r), periodic plain lines otherwise (CI logs stay readable). */
+/**
+ * One redrawn line on a TTY (\r), periodic plain lines otherwise (CI logs stay readable).
+ * Time comes from the bar's own clock: the engine's elapsedSeconds restarts every epoch while
+ * `step` counts the whole run, so ETA = wall time per step since the first update × steps left.
+ */
 export class ProgressBar {
   private readonly stream: NonNullable<ProgressBarOptions["stream"]>;
   private readonly tty: boolean;
   private readonly plainInterval: number;
+  private readonly now: () => number;
+  private start?: { time: number; step: number; before: number };
   private lastPlain = -Infinity;
   private lastLine = "";
   private lineActive = false;
@@ -324,31 +332,36 @@ export class ProgressBar {
     this.stream = opts.stream ?? process.stderr;
     this.tty = opts.tty ?? Boolean(this.stream.isTTY);
     this.plainInterval = opts.plainIntervalSeconds ?? 15;
+    this.now = opts.now ?? (() => performance.now() / 1000);
   }
 
-  /** The status text for one progress event (without the bar on non-TTY output). */
-  format(p: ProgressEvent, withBar: boolean): string {
+  /** The status text for one progress event; `elapsed` = seconds since the bar's first update. */
+  format(p: ProgressEvent, withBar: boolean, elapsed: number, eta: number): string {
     const frac = p.totalSteps > 0 ? Math.min(1, p.step / p.totalSteps) : 0;
-    const eta = p.step > 0 ? (p.elapsedSeconds / p.step) * (p.totalSteps - p.step) : NaN;
     const width = 24;
     const bar = withBar ? ` [${"#".repeat(Math.round(frac * width)).padEnd(width, ".")}]` : "";
     return `epoch ${p.epoch} step ${p.step}/${p.totalSteps}${bar} ${(frac * 100).toFixed(0).padStart(3)}% ` +
       `loss ${p.loss.toFixed(4)} lr ${p.learningRate.toExponential(2)} ${humanRate(p.tokensPerSecond)} tok/s ` +
-      `elapsed ${formatDuration(p.elapsedSeconds)} eta ${formatDuration(eta)}`;
+      `elapsed ${formatDuration(elapsed)} eta ${formatDuration(eta)}`;
   }
 
   update(p: ProgressEvent): void {
+    const t = this.now();
+    // Rate is measured from the first event on (a resumed run does not start at step 0).
+    this.start ??= { time: t, step: p.step, before: Math.max(0, p.elapsedSeconds) };
+    const elapsed = t - this.start.time + this.start.before;
+    const done = p.step - this.start.step;
+    const eta = done > 0 ? ((t - this.start.time) / done) * Math.max(0, p.totalSteps - p.step) : NaN;
     if (this.tty) {
       const columns = this.stream.columns ?? 120;
-      this.lastLine = this.format(p, true).slice(0, Math.max(20, columns - 1));
+      this.lastLine = this.format(p, true, elapsed, eta).slice(0, Math.max(20, columns - 1));
       this.stream.write(`\r\x1b[2K${this.lastLine}`);
       this.lineActive = true;
       return;
     }
-    const last = p.step >= p.totalSteps;
-    if (p.elapsedSeconds - this.lastPlain >= this.plainInterval || last || this.lastPlain === -Infinity) {
-      this.lastPlain = p.elapsedSeconds;
-      this.stream.write(this.format(p, false) + "\n");
+    if (t - this.lastPlain >= this.plainInterval || p.step >= p.totalSteps) {
+      this.lastPlain = t;
+      this.stream.write(this.format(p, false, elapsed, eta) + "\n");
     }
   }
 

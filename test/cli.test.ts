@@ -165,17 +165,19 @@ describe("demo", () => {
     const { train, dev, test } = demoCorpus();
     const types = new Set<string>();
     let multiWord = 0;
-    for (const s of [...train.sentences, ...dev.sentences, ...test.sentences]) {
-      expect(s.tokens.length).toBe(s.tags.length);
-      expect(s.tokens.every((t) => t.length > 0 && !/\s/.test(t))).toBe(true);
+    const problems: string[] = []; // collected, so a failure shows every bad sentence at once
+    for (const [n, s] of [...train.sentences, ...dev.sentences, ...test.sentences].entries()) {
+      if (s.tokens.length !== s.tags.length) problems.push(`${n}: ${s.tokens.length} tokens, ${s.tags.length} tags`);
+      if (!s.tokens.every((t) => t.length > 0 && !/\s/.test(t))) problems.push(`${n}: empty or spaced token`);
       s.tags.forEach((tag, i) => {
-        expect(isValidTag(tag) && !/^[ES]-/.test(tag)).toBe(true);
+        if (!isValidTag(tag) || /^[ES]-/.test(tag)) problems.push(`${n}: tag ${tag}`);
         // IOB2: an I-X continues a chunk of the same type.
-        if (tag.startsWith("I-")) expect([`B-${tag.slice(2)}`, tag]).toContain(s.tags[i - 1]);
+        if (tag.startsWith("I-") && s.tags[i - 1] !== tag && s.tags[i - 1] !== `B-${tag.slice(2)}`) problems.push(`${n}: ${tag} at ${i}`);
         if (tag.startsWith("B-")) types.add(tag.slice(2));
         if (tag.startsWith("I-") && s.tags[i - 1]?.startsWith("B-")) multiWord++;
       });
     }
+    expect(problems).toEqual([]);
     expect([...types].sort()).toEqual(["LOC", "MISC", "ORG", "PER"]);
     expect(multiWord).toBeGreaterThan(500);
     const docs = new Set(train.sentences.map((s) => s.docId));

@@ -154,14 +154,22 @@ function sink(tty: boolean): Writable & { text: string; isTTY: boolean; columns:
 describe("ProgressBar", () => {
   it("prints plain periodic lines without a TTY", () => {
     const out = sink(false);
-    const bar = new ProgressBar({ stream: out, plainIntervalSeconds: 10 });
-    for (const p of progress) bar.update(p);
+    let clock = 0;
+    const bar = new ProgressBar({ stream: out, plainIntervalSeconds: 10, now: () => clock });
+    for (const p of progress) {
+      clock = 100 + p.step * 2; // 2 s per step
+      // The engine's elapsedSeconds restarts each epoch; the bar must not depend on it.
+      bar.update({ ...p, elapsedSeconds: p.epoch === 0 ? p.step * 2 : (p.step - 10) * 2 });
+    }
     bar.done();
     expect(out.text).not.toContain("\r");
     const lines = out.text.trimEnd().split("\n");
-    // First update, then every 10 s of training time (elapsed 2, 12, 22, 32), then the final step.
+    // First update, then every 10 s (steps 1, 6, 11, 16), then the final step.
     expect(lines.map((l) => /step (\d+)\//.exec(l)?.[1])).toEqual(["1", "6", "11", "16", "20"]);
-    expect(lines[0]).toMatch(/^epoch 0 step 1\/20\s+5% loss 2\.0000 lr 5\.00e-5 1\.2k tok\/s elapsed 00:02 eta 00:38$/);
+    expect(lines[0]).toMatch(/^epoch 0 step 1\/20\s+5% loss 2\.0000 lr 5\.00e-5 1\.2k tok\/s elapsed 00:02 eta --:--$/);
+    expect(lines[1]).toMatch(/elapsed 00:12 eta 00:28$/);
+    expect(lines[3]).toMatch(/^epoch 1 step 16\/20 .* elapsed 00:32 eta 00:08$/);
+    expect(lines[4]).toMatch(/100% .* eta 00:00$/);
   });
 
   it("redraws one line on a TTY and keeps logged text intact", () => {

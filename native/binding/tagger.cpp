@@ -125,8 +125,13 @@ class NativeTagger : public Napi::ObjectWrap<NativeTagger> {
         const auto name = optionalString(e, "name", "");
         const auto dtype = scalarTypeFromName(optionalString(e, "dtype", ""));
         const auto shape = requireDims(e, "shape");
-        const auto offset = static_cast<size_t>(requireNumber(e, "byteOffset", 0, false));
-        const auto length = static_cast<size_t>(requireNumber(e, "byteLength", 0, false));
+        // Checked as doubles: a negative or huge offset must not wrap around size_t into the buffer.
+        const double rawOffset = requireNumber(e, "byteOffset", 0, false), rawLength = requireNumber(e, "byteLength", 0, false);
+        if (!(rawOffset >= 0 && rawLength >= 0 && rawOffset + rawLength <= static_cast<double>(bytes.ByteLength())))
+          throw std::invalid_argument("tensor \"" + name + "\": byte range lies outside the " + std::to_string(bytes.ByteLength()) +
+                                      "-byte buffer");
+        const auto offset = static_cast<size_t>(rawOffset);
+        const auto length = static_cast<size_t>(rawLength);
         size_t expected = c10::elementSize(dtype);
         for (auto d : shape) expected *= static_cast<size_t>(d);
         if (offset + length > bytes.ByteLength() || length != expected)
@@ -210,6 +215,7 @@ class NativeTagger : public Napi::ObjectWrap<NativeTagger> {
       data->validate(c.vocabSize, model_->head.numLabels, c.maxPositionEmbeddings, c.typeVocabSize);
       if (data->labels.empty()) throw std::invalid_argument("dataset: training data needs labels");
       auto options = trainOptionsFromJs(requireObject(info[1], "training options"));
+      if (options.batchSize < 1) throw std::invalid_argument("batchSize must be at least 1");  // before dividing by it
       const int64_t stepsPerEpoch = (data->numWindows() + options.batchSize - 1) / options.batchSize;
       trainer_ = std::make_unique<Trainer>(model_, device_, options, stepsPerEpoch);
       trainData_ = data;
@@ -269,6 +275,7 @@ class NativeTagger : public Napi::ObjectWrap<NativeTagger> {
   Napi::Value LoadTrainerState(const Napi::CallbackInfo& info) {
     return guarded(info.Env(), [&]() -> Napi::Value {
       if (!trainer_) throw std::runtime_error("call setupTraining before loadTrainerState");
+      if (busy_.load()) throw std::runtime_error("the engine is busy with another call; await it first");
       if (!info[0].IsTypedArray()) throw std::invalid_argument("loadTrainerState: expected a Uint8Array");
       auto bytes = info[0].As<Napi::Uint8Array>();
       trainer_->loadState(std::string(reinterpret_cast<const char*>(bytes.Data()), bytes.ByteLength()));
