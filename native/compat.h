@@ -10,6 +10,14 @@
 #define NER_HAS_SDPA 0
 #endif
 
+// at::_fused_adamw_ (the multi-tensor kernel behind torch.optim.AdamW(fused=True)); used on CUDA only
+// (see Trainer::fusedAdamWStep). NER_NO_CUDA_EXTRAS (cmake -DNER_CUDA_EXTRAS=OFF) turns it off.
+#if TORCH_VERSION_MAJOR >= 2 && !defined(NER_NO_CUDA_EXTRAS)
+#define NER_HAS_FUSED_ADAMW 1
+#else
+#define NER_HAS_FUSED_ADAMW 0
+#endif
+
 namespace ner::compat {
 
 // softmax(q k^T / sqrt(d) + mask) v, with dropout on the probabilities in training.
@@ -18,15 +26,16 @@ inline torch::Tensor scaledDotProductAttention(const torch::Tensor& q, const tor
                                                const torch::Tensor& v, const torch::Tensor& keepMask,
                                                double dropout, bool training) {
 #if NER_HAS_SDPA
-  return at::scaled_dot_product_attention(q, k, v, keepMask, training ? dropout : 0.0);
-#else
+  // The fused kernels (memory-efficient / cuDNN attention) on CUDA only: the CPU keeps the explicit path
+  // below, whose numbers the CPU parity tests were written against.
+  if (q.is_cuda()) return at::scaled_dot_product_attention(q, k, v, keepMask, training ? dropout : 0.0);
+#endif
   auto scores = torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(q.size(-1)));
   // Same additive bias as HF (the dtype's lowest value), so fully padded keys get exactly zero weight.
   scores = scores.masked_fill(keepMask.logical_not(), std::numeric_limits<float>::lowest());
   auto probs = torch::softmax(scores, -1);
   if (training && dropout > 0) probs = torch::dropout(probs, dropout, true);
   return torch::matmul(probs, v);
-#endif
 }
 
 inline bool isOutOfMemory(const c10::Error& e) {

@@ -75,6 +75,11 @@ torch::Tensor BertTaggerImpl::subtokenLogits(const torch::Tensor& hidden) {
   return classifier(dropout(hidden));
 }
 
+// bf16/half activations (autocast) go up to fp32 for the loss and the CRF; double stays double.
+static torch::Tensor atLeastFloat(const torch::Tensor& x) {
+  return x.scalar_type() == torch::kDouble ? x : x.to(torch::kFloat);
+}
+
 torch::Tensor BertTaggerImpl::wordEmissions(const torch::Tensor& hidden, const TaggerBatch& batch) {
   // Gather the first sub-token of every word: [B, W, H], left-aligned.
   auto index = batch.wordIndex.unsqueeze(-1).expand({-1, -1, hidden.size(-1)});
@@ -92,7 +97,7 @@ torch::Tensor BertTaggerImpl::wordEmissions(const torch::Tensor& hidden, const T
     auto attended = std::get<0>(attention(seqFirst, seqFirst, seqFirst, batch.wordMask.logical_not()));
     features = attentionNorm(features + attended.transpose(0, 1));
   }
-  return classifier(dropout(features)).to(torch::kFloat);  // the CRF runs in fp32
+  return atLeastFloat(classifier(dropout(features)));  // the CRF runs in fp32 (or double, for checks)
 }
 
 static CrfConstraints noConstraints() { return {}; }
@@ -100,7 +105,7 @@ static CrfConstraints noConstraints() { return {}; }
 torch::Tensor BertTaggerImpl::loss(const TaggerBatch& batch) {
   auto hidden = encode(batch);
   if (!isCrf()) {
-    auto logits = subtokenLogits(hidden).to(torch::kFloat);
+    auto logits = atLeastFloat(subtokenLogits(hidden));
     return torch::nn::functional::cross_entropy(
         logits.reshape({-1, head.numLabels}), batch.labels.reshape({-1}),
         torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100));
@@ -116,7 +121,7 @@ std::pair<torch::Tensor, torch::Tensor> BertTaggerImpl::decode(const TaggerBatch
   auto hidden = encode(batch);
   torch::Tensor tags, probs;
   if (!isCrf()) {
-    auto logits = subtokenLogits(hidden).to(torch::kFloat);
+    auto logits = atLeastFloat(subtokenLogits(hidden));
     auto index = batch.wordIndex.unsqueeze(-1).expand({-1, -1, logits.size(-1)});
     probs = torch::softmax(logits.gather(1, index), -1);
     tags = probs.argmax(-1);

@@ -1,7 +1,10 @@
 #include "trainer.h"
 
 #include <chrono>
+#include <cstdlib>
+#include <map>
 #include <sstream>
+#include <type_traits>
 
 #include "compat.h"
 
@@ -17,6 +20,19 @@ bool isNoDecay(const std::string& name) {
 
 double secondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// The key torch::optim keeps a parameter's state under: the TensorImpl's address as a string (LibTorch
+// 1.x, c10::guts::to_string, i.e. operator<<) or as a void* (later releases).
+template <typename Key>
+Key optimizerStateKey(c10::TensorImpl* impl) {
+  if constexpr (std::is_same_v<Key, std::string>) {
+    std::ostringstream out;
+    out << impl;
+    return out.str();
+  } else {
+    return static_cast<Key>(impl);
+  }
 }
 
 }  // namespace
@@ -51,6 +67,52 @@ Trainer::Trainer(BertTagger model, torch::Device device, TrainOptions options, i
     baseLearningRates_.push_back(lr);
   }
   optimizer_ = std::make_unique<torch::optim::AdamW>(paramGroups, torch::optim::AdamWOptions(options_.encoderLearningRate));
+  const char* fusedEnv = std::getenv("NER_FUSED_ADAMW");
+  fusedAdamW_ = NER_HAS_FUSED_ADAMW && device_.is_cuda() && !(fusedEnv && std::string(fusedEnv) == "0");
+}
+
+// AdamW as at::_fused_adamw_ computes it (the kernel of torch.optim.AdamW(fused=True): one multi-tensor
+// launch per parameter group instead of ~10 per parameter), on the optimizer's own state, so the moments,
+// step counts and saveState()/loadState() are those of optimizer_->step(). The math is the same:
+// p *= 1 - lr * wd; m, v updated; p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
+void Trainer::fusedAdamWStep() {
+#if NER_HAS_FUSED_ADAMW
+  using State = torch::optim::AdamWParamState;
+  auto& state = optimizer_->state();
+  using Key = typename std::decay_t<decltype(state)>::key_type;
+  const auto stepOptions = torch::TensorOptions().dtype(torch::kFloat).device(device_);
+  std::map<int64_t, torch::Tensor> stepTensors;  // the kernel reads the step count from a float tensor on the device
+  for (auto& group : optimizer_->param_groups()) {
+    const auto& o = static_cast<const torch::optim::AdamWOptions&>(group.options());
+    std::vector<torch::Tensor> params, grads, expAvgs, expAvgSqs, steps;
+    for (auto& p : group.params()) {
+      if (!p.grad().defined()) continue;
+      auto& slot = state[optimizerStateKey<Key>(p.unsafeGetTensorImpl())];
+      if (!slot) {
+        auto fresh = std::make_unique<State>();
+        fresh->step(0);
+        fresh->exp_avg(torch::zeros_like(p, at::MemoryFormat::Preserve));
+        fresh->exp_avg_sq(torch::zeros_like(p, at::MemoryFormat::Preserve));
+        slot = std::move(fresh);
+      }
+      auto& s = static_cast<State&>(*slot);
+      s.step(s.step() + 1);
+      auto& stepTensor = stepTensors[s.step()];
+      if (!stepTensor.defined()) stepTensor = torch::full({}, static_cast<double>(s.step()), stepOptions);
+      params.push_back(p);
+      grads.push_back(p.grad());
+      expAvgs.push_back(s.exp_avg());
+      expAvgSqs.push_back(s.exp_avg_sq());
+      steps.push_back(stepTensor);
+    }
+    if (params.empty()) continue;
+    at::_fused_adamw_(params, grads, expAvgs, expAvgSqs, /*max_exp_avg_sqs=*/at::TensorList(), steps, o.lr(),
+                      std::get<0>(o.betas()), std::get<1>(o.betas()), o.weight_decay(), o.eps(), /*amsgrad=*/false,
+                      /*maximize=*/false);
+  }
+#else
+  optimizer_->step();
+#endif
 }
 
 double Trainer::learningRateFactor(int64_t step) const {
@@ -111,7 +173,10 @@ void Trainer::optimizerStep(int64_t epoch) {
     optimizer_->zero_grad();
   };
   try {
-    optimizer_->step();
+    if (fusedAdamW_)
+      fusedAdamWStep();
+    else
+      optimizer_->step();
   } catch (const std::exception& e) {
     // e.g. "value cannot be converted to type float without overflow" for a learning rate beyond float32
     const auto* c10error = dynamic_cast<const c10::Error*>(&e);

@@ -66,12 +66,14 @@ class Trainer {
  private:
   double learningRateFactor(int64_t step) const;
   void optimizerStep(int64_t epoch);
+  void fusedAdamWStep();  // CUDA + LibTorch 2.x: what optimizer_->step() does, in one kernel per group
   torch::Tensor clipGradients();
 
   BertTagger model_;
   torch::Device device_;
   TrainOptions options_;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
+  bool fusedAdamW_ = false;  // see fusedAdamWStep; NER_FUSED_ADAMW=0 in the environment turns it off
   std::vector<double> baseLearningRates_;  // per parameter group
   int64_t step_ = 0, totalSteps_ = 0, warmupSteps_ = 0;
   std::vector<torch::Tensor> lastGood_;  // CPU: the weights before the current optimizer step (see optimizerStep)

@@ -60,7 +60,7 @@ console.log(`ner-engine: building against ${torch.how}: ${torch.prefix}`);
 
 const cmakeJs = require.resolve("cmake-js/bin/cmake-js");
 const extra = (process.env.NER_CMAKE_ARGS ?? "").split(/\s+/).filter(Boolean);
-const args = [cmakeJs, "compile", "--directory", root, `--CDCMAKE_PREFIX_PATH=${torch.prefix}`, ...extra.map((a) => `--C${a}`)];
+const args = [cmakeJs, "compile", "--directory", root, `--CDCMAKE_PREFIX_PATH=${torch.prefix}`, ...extra.map((a) => `--CD${a.replace(/^-D/, "")}`)];
 if (process.env.NER_DEBUG_BUILD) args.push("--debug");
 const jobs = process.env.CMAKE_BUILD_PARALLEL_LEVEL ?? "2";
 const run = spawnSync(process.execPath, args, { stdio: "inherit", env: { ...process.env, CMAKE_BUILD_PARALLEL_LEVEL: jobs } });

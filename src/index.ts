@@ -24,7 +24,7 @@ export function crfDecode(input: CrfInput): number[][] {
   return native().crfDecode(input);
 }
 
-/** Which LibTorch the addon was built against, and whether CUDA is usable. */
-export function runtimeInfo(): { libtorch: string; cuda: boolean } {
-  return { libtorch: native().libtorchVersion, cuda: native().cudaAvailable };
+/** Which LibTorch the addon was built against, whether CUDA is usable, and the CPU threads it uses. */
+export function runtimeInfo(): { libtorch: string; cuda: boolean; threads: number } {
+  return { libtorch: native().libtorchVersion, cuda: native().cudaAvailable, threads: native().intraOpThreads };
 }

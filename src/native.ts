@@ -145,6 +145,20 @@ export interface NativeAddon {
   crfDecode(input: CrfInput): number[][];
   libtorchVersion: string;
   cudaAvailable: boolean;
+  /** Built with at::_fused_adamw_ (LibTorch 2.x): CUDA training uses it unless NER_FUSED_ADAMW=0 is set. */
+  fusedAdamW: boolean;
+  /** The CUDA caching allocator's byte counts on the current device; null on the CPU or a LibTorch without them. */
+  cudaMemoryStats(): CudaMemoryStats | null;
+}
+
+export interface CudaMemoryStats {
+  device: number;
+  allocatedBytes: number;
+  peakAllocatedBytes: number;
+  reservedBytes: number;
+  peakReservedBytes: number;
+  /** Starts the peaks again from the current values (torch.cuda.reset_peak_memory_stats). */
+  resetPeak(): void;
 }
 
 let cached: NativeAddon | undefined;

@@ -68,6 +68,25 @@ async function expectWorks(engine: Engine): Promise<void> {
   for (const w of result.words) expect(engine.labels).toContain(w.tag);
 }
 
+const bert = { vocabSize: 50, hiddenSize: 16, numHiddenLayers: 1, numAttentionHeads: 2, intermediateSize: 32, maxPositionEmbeddings: 16, typeVocabSize: 2, layerNormEps: 1e-12, hiddenDropoutProb: 0.1, attentionProbsDropoutProb: 0.1, hiddenAct: "gelu" };
+const options: NativeTrainOptions = {
+  epochs: 1, batchSize: 2, gradientAccumulation: 1, seed: 1, progressEvery: 1, maxSteps: -1,
+  encoderLearningRate: 1e-3, headLearningRate: 1e-3, weightDecay: 0, warmupRatio: 0, warmupSteps: 0, maxGradNorm: 1,
+  adamBeta1: 0.9, adamBeta2: 0.999, adamEpsilon: 1e-8, bf16: false, tf32: false,
+};
+/** Two windows: [CLS] 5 6 [SEP] and [CLS] 7 [SEP] (hand-made, for the native API). */
+const good = (): Required<Omit<NativeDataset, "tokenTypeIds">> => ({
+  inputIds: Int32Array.of(2, 5, 6, 3, 2, 7, 3),
+  windowOffsets: Int32Array.of(0, 4, 7),
+  wordStarts: Int32Array.of(0, 1, 1, 0, 0, 1, 0),
+  labels: Int32Array.of(-100, 1, 2, -100, -100, 0, -100),
+});
+
+/** A tiny native tagger (vocab 50, 3 labels) for hand-made datasets. */
+function nativeTagger(): NativeTagger {
+  return new (native().NativeTagger)({ bert, head: { kind: "softmax", numLabels: 3, classifierDropout: 0.1, lstmHiddenSize: 8, lstmLayers: 1, attentionHeads: 2, constrainTraining: false }, device: "cpu", seed: 1 });
+}
+
 describe("training data the engine cannot train on", () => {
   it("an empty training corpus", async () => {
     const engine = new Engine(tinyConfig());
@@ -83,23 +102,10 @@ describe("training data the engine cannot train on", () => {
 });
 
 describe("the native trainer validates hand-made datasets", () => {
-  const bert = { vocabSize: 50, hiddenSize: 16, numHiddenLayers: 1, numAttentionHeads: 2, intermediateSize: 32, maxPositionEmbeddings: 16, typeVocabSize: 2, layerNormEps: 1e-12, hiddenDropoutProb: 0.1, attentionProbsDropoutProb: 0.1, hiddenAct: "gelu" };
-  const options: NativeTrainOptions = {
-    epochs: 1, batchSize: 2, gradientAccumulation: 1, seed: 1, progressEvery: 1, maxSteps: -1,
-    encoderLearningRate: 1e-3, headLearningRate: 1e-3, weightDecay: 0, warmupRatio: 0, warmupSteps: 0, maxGradNorm: 1,
-    adamBeta1: 0.9, adamBeta2: 0.999, adamEpsilon: 1e-8, bf16: false, tf32: false,
-  };
   let tagger: NativeTagger;
-  /** Two windows: [CLS] 5 6 [SEP] and [CLS] 7 [SEP]. */
-  const good = (): Required<Omit<NativeDataset, "tokenTypeIds">> => ({
-    inputIds: Int32Array.of(2, 5, 6, 3, 2, 7, 3),
-    windowOffsets: Int32Array.of(0, 4, 7),
-    wordStarts: Int32Array.of(0, 1, 1, 0, 0, 1, 0),
-    labels: Int32Array.of(-100, 1, 2, -100, -100, 0, -100),
-  });
 
   beforeAll(() => {
-    tagger = new (native().NativeTagger)({ bert, head: { kind: "softmax", numLabels: 3, classifierDropout: 0.1, lstmHiddenSize: 8, lstmLayers: 1, attentionHeads: 2, constrainTraining: false }, device: "cpu", seed: 1 });
+    tagger = nativeTagger();
   });
 
   function setupError(data: Partial<NativeDataset>, opts: Partial<NativeTrainOptions> = {}): string {
@@ -205,7 +211,8 @@ describe("a loss that turns non-finite", () => {
 
   it("a step whose update overflows the weights is undone (weights of the last good step)", async () => {
     // lr * weightDecay >> 1: the decoupled decay multiplies the head's weights by (1 - lr*wd) each
-    // step, so the second update overflows float32 although every loss so far was finite.
+    // step. Every loss stays finite, but by step 2 the gradients overflow; before the trainer checked
+    // them, that update wrote inf into classifier.weight and only the next step's loss failed.
     const engine = new Engine(tinyConfig({ weightDecay: 0.5, epochs: 3 }, { learningRate: 1e35 }));
     const losses: number[] = [];
     const err = await rejection(engine.fit({ train }, { onProgress: (p) => losses.push(p.loss) }));
@@ -213,6 +220,26 @@ describe("a loss that turns non-finite", () => {
     expect(losses.every(Number.isFinite)).toBe(true);
     expect(await nonFiniteWeights(engine)).toEqual([]);
     await expectWorks(engine);
+  });
+
+  it("an update that overflows a weight is undone: the weights are exactly those before the step", async () => {
+    // Gradients and loss stay finite; only the decoupled weight decay (x (1 - lr*wd) = x -1e9) pushes
+    // one huge embedding row of a token the data never uses ([MASK] = 4) past float32.
+    const tagger = nativeTagger();
+    const weights = await tagger.exportWeights();
+    const embeddings = weights.find((w) => w.name === "bert.embeddings.word_embeddings.weight")!;
+    embeddings.data.fill(1e30, 4 * 16, 5 * 16);
+    await tagger.loadWeights(new Uint8Array(embeddings.data.buffer, embeddings.data.byteOffset, embeddings.data.byteLength), [{ name: embeddings.name, dtype: "F32", shape: embeddings.shape, byteOffset: 0, byteLength: embeddings.data.byteLength }], []);
+    const before = await tagger.exportWeights();
+    tagger.setupTraining(good(), { ...options, weightDecay: 1e12 });
+    const err = await rejection(tagger.trainEpoch(0));
+    expect(err.message).toBe("weights became non-finite in the update at step 1 (epoch 1) (learning rate or weight decay too large?); they are restored to those of the step before");
+    const after = await tagger.exportWeights();
+    expect(after.map((w) => w.name)).toEqual(before.map((w) => w.name));
+    after.forEach((w, i) => expect(w.data, w.name).toEqual(before[i].data));
+    // The tagger trains again once set up afresh.
+    tagger.setupTraining(good(), options);
+    expect(Number.isFinite((await tagger.trainEpoch(0)).meanLoss)).toBe(true);
   });
 
   it("a learning rate beyond float32 gives a clear error, not a LibTorch one", async () => {

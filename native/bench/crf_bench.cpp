@@ -6,6 +6,7 @@
 //   crf_bench --fixture F   pytorch-crf's numbers (../shared/fixtures/crf.json, as text: see bench-crf.mjs)
 // The check modes exit non-zero on any mismatch.
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include <algorithm>
 #include <chrono>
@@ -17,6 +18,10 @@
 #include <vector>
 
 #include "crf.h"
+
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 using torch::Tensor;
 
@@ -72,6 +77,13 @@ std::vector<Tensor> gradients(const LlhFn& llh, const Problem& p, const Tensor& 
 
 // ---------------------------------------------------------------------------------------------- bench
 int bench() {
+#ifdef __GLIBC__
+  // Keep freed memory in the heap: otherwise glibc hands the autograd loop's hundreds of MB of saved
+  // [B, K, K] tensors (K=120) back to the OS after every run, and page faults dominate its time, more or
+  // less depending on the machine's load. This favours the baseline: the ratios below are conservative.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
   std::printf("crf_bench: LibTorch %s, %d intra-op threads, CPU, fp32; B=32 T=128, full masks; median ms\n",
               TORCH_VERSION, at::get_num_threads());
   torch::manual_seed(0);
@@ -85,27 +97,34 @@ int bench() {
     LlhFn loop = [&](const Tensor& e, const Tensor& tr, const Tensor& s, const Tensor& en) {
       return ner::crfLogLikelihoodAutogradLoop(e, p.mask, p.tags, tr, s, en);
     };
-    // Interleaved runs, so that load from other processes hits both sides alike; the ratio is the
-    // median of the per-run ratios.
-    auto runOurs = [&] { gradients(ours, p, ones); };
-    auto runLoop = [&] { gradients(loop, p, ones); };
-    auto runViterbi = [&] { ner::crfViterbiDecode(p.emissions, p.mask, p.trans, p.start, p.end); };
-    for (int i = 0; i < 3; ++i) runOurs(), runLoop(), runViterbi();
-    std::vector<double> oursMs, loopMs, ratio, viterbiMs;
-    for (int i = 0; i < (K > 32 ? 15 : 40); ++i) {
-      oursMs.push_back(timeMs(runOurs));
-      loopMs.push_back(timeMs(runLoop));
-      viterbiMs.push_back(timeMs(runViterbi));
-      ratio.push_back(loopMs.back() / oursMs.back());
+    // Interleaved runs, so that load from other processes hits every variant alike; each ratio is the
+    // median of the per-round ratios. "fwd" is the log-likelihood alone, without autograd (evaluation).
+    auto fwdOnly = [&](const LlhFn& f) {
+      torch::NoGradGuard noGrad;
+      f(p.emissions, p.trans, p.start, p.end);
+    };
+    std::vector<std::function<void()>> variants = {
+        [&] { gradients(ours, p, ones); }, [&] { gradients(loop, p, ones); }, [&] { fwdOnly(ours); },
+        [&] { fwdOnly(loop); }, [&] { ner::crfViterbiDecode(p.emissions, p.mask, p.trans, p.start, p.end); }};
+    std::vector<std::vector<double>> ms(variants.size());
+    std::vector<double> trainRatio, fwdRatio;
+    for (int round = 0; round < 3 + (K > 32 ? 15 : 40); ++round) {
+      std::vector<double> t;
+      for (auto& v : variants) t.push_back(timeMs(v));
+      if (round < 3) continue;  // warm-up
+      for (size_t i = 0; i < t.size(); ++i) ms[i].push_back(t[i]);
+      trainRatio.push_back(t[1] / t[0]);
+      fwdRatio.push_back(t[3] / t[2]);
     }
     const double llhDiff = maxAbsDiff(ours(p.emissions, p.trans, p.start, p.end), loop(p.emissions, p.trans, p.start, p.end));
     const auto g1 = gradients(ours, p, ones), g2 = gradients(loop, p, ones);
     double gradDiff = 0;  // relative to the gradient's scale: d/dtransitions sums B*T counts
     for (size_t i = 0; i < g1.size(); ++i)
       gradDiff = std::max(gradDiff, maxAbsDiff(g1[i], g2[i]) / g2[i].abs().max().item<double>());
-    std::printf("K=%-3lld llh fwd+bwd: hand-written %8.2f ms | autograd loop %8.2f ms | x%.2f || viterbi %7.2f ms"
-                " || max|dllh| %.1e, max rel. grad diff %.1e\n",
-                (long long)K, median(oursMs), median(loopMs), median(ratio), median(viterbiMs), llhDiff, gradDiff);
+    std::printf("K=%-3lld | llh fwd+bwd: hand-written %7.2f ms, autograd loop %7.2f ms, x%.2f | fwd only: %7.2f vs"
+                " %7.2f ms, x%.2f | viterbi %6.2f ms | max|dllh| %.0e, max rel. grad diff %.0e\n",
+                (long long)K, median(ms[0]), median(ms[1]), median(trainRatio), median(ms[2]), median(ms[3]),
+                median(fwdRatio), median(ms[4]), llhDiff, gradDiff);
   }
   return 0;
 }
@@ -252,6 +271,36 @@ int gradcheck() {
     ck.expect("bf16 emissions: llh is fp32, grad is bf16",
               llh16.scalar_type() == torch::kFloat && e16.grad().scalar_type() == torch::kBFloat16 ? 0 : 1, 0);
     ck.expect("bf16 grad vs fp32 grad", maxAbsDiff(e16.grad(), e32.grad()), 2e-2);
+  }
+
+  std::printf("fp32 stability: emissions x30, half the transitions forbidden, B=6 T=60 K=9\n");
+  {
+    auto p = randomProblem(6, 60, 9, torch::kDouble, true);
+    p.emissions *= 30;
+    ner::CrfConstraints c;
+    c.transitions = (torch::rand({9, 9}, torch::kDouble) < 0.5).to(torch::kDouble) * -1e4;
+    const auto ones = torch::ones({6}, torch::kDouble);
+    LlhFn ours = [&](const Tensor& e, const Tensor& tr, const Tensor& s, const Tensor& en) {
+      return ner::crfLogLikelihood(e, p.mask, p.tags, tr, s, en, c);
+    };
+    const auto ref = gradients(ours, p, ones);
+    const Problem p32{p.emissions.to(torch::kFloat), p.mask, p.tags, p.trans.to(torch::kFloat),
+                      p.start.to(torch::kFloat), p.end.to(torch::kFloat)};
+    const auto g32 = gradients(ours, p32, ones.to(torch::kFloat));
+    double err = 0;
+    for (size_t k = 0; k < ref.size(); ++k) err = std::max(err, maxAbsDiff(g32[k], ref[k]));
+    ck.expect("fp32 gradients vs double (all finite)", err, 1e-3);
+  }
+
+  std::printf("empty batch\n");
+  {
+    const auto p = randomProblem(0, 3, 4, torch::kFloat, false);
+    auto e = p.emissions.clone().requires_grad_();
+    const auto llh = ner::crfLogLikelihood(e, p.mask, p.tags, p.trans, p.start, p.end);
+    llh.sum().backward();
+    const auto path = ner::crfViterbiDecode(p.emissions, p.mask, p.trans, p.start, p.end);
+    ck.expect("B=0: llh [0], grad [0, 3, 4], path [0, 3]",
+              llh.numel() == 0 && e.grad().sizes() == e.sizes() && path.size(0) == 0 && path.size(1) == 3 ? 0 : 1, 0);
   }
 
   std::printf("input validation\n");

@@ -1,13 +1,66 @@
 // The addon's entry point: registers the exports of the binding's files.
+#include <cstdlib>
+#include <thread>
+
 #include "napi_util.h"
+
+// The CUDA caching allocator's statistics: only where LibTorch 2.x was built with CUDA (NER_WITH_CUDA,
+// set by CMakeLists.txt) and its headers are reachable; everywhere else cudaMemoryStats() returns null.
+#if defined(NER_WITH_CUDA) && !defined(NER_NO_CUDA_EXTRAS) && TORCH_VERSION_MAJOR >= 2 && \
+    __has_include(<c10/cuda/CUDACachingAllocator.h>) && __has_include(<cuda_runtime_api.h>)
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
+#define NER_HAS_CUDA_MEMORY_STATS 1
+#else
+#define NER_HAS_CUDA_MEMORY_STATS 0
+#endif
 
 namespace {
 
+// cudaMemoryStats() -> { device, allocatedBytes, peakAllocatedBytes, reservedBytes, peakReservedBytes,
+// resetPeak() } for the current CUDA device (bytes held by tensors / by the caching allocator), or null.
+Napi::Value CudaMemoryStats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+#if NER_HAS_CUDA_MEMORY_STATS
+  return ner::binding::guarded(env, [&]() -> Napi::Value {
+    if (!torch::cuda::is_available()) return env.Null();
+    const auto device = c10::cuda::current_device();
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device);
+    auto out = Napi::Object::New(env);
+    out.Set("device", Napi::Number::New(env, device));
+    // [0]: StatType::AGGREGATE (small and large pools together)
+    out.Set("allocatedBytes", Napi::Number::New(env, static_cast<double>(stats.allocated_bytes[0].current)));
+    out.Set("peakAllocatedBytes", Napi::Number::New(env, static_cast<double>(stats.allocated_bytes[0].peak)));
+    out.Set("reservedBytes", Napi::Number::New(env, static_cast<double>(stats.reserved_bytes[0].current)));
+    out.Set("peakReservedBytes", Napi::Number::New(env, static_cast<double>(stats.reserved_bytes[0].peak)));
+    out.Set("resetPeak", Napi::Function::New(env, [device](const Napi::CallbackInfo& call) -> Napi::Value {
+      return ner::binding::guarded(call.Env(), [&]() -> Napi::Value {
+        c10::cuda::CUDACachingAllocator::resetPeakStats(device);
+        return call.Env().Undefined();
+      });
+    }));
+    return out;
+  });
+#else
+  return env.Null();
+#endif
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  // Some LibTorch builds (Debian's among them) start with one intra-op thread whatever the machine;
+  // use every core unless the user chose with OMP_NUM_THREADS.
+  if (std::getenv("OMP_NUM_THREADS") == nullptr) {
+    const auto cores = std::thread::hardware_concurrency();
+    if (cores > 0) at::set_num_threads(static_cast<int>(cores));
+  }
   ner::binding::InitTagger(env, exports);
   ner::binding::InitCrf(env, exports);
   exports.Set("libtorchVersion", Napi::String::New(env, TORCH_VERSION));
   exports.Set("cudaAvailable", Napi::Boolean::New(env, torch::cuda::is_available()));
+  exports.Set("cudaMemoryStats", Napi::Function::New(env, CudaMemoryStats));
+  // Built with at::_fused_adamw_ (LibTorch 2.x): CUDA training uses it unless NER_FUSED_ADAMW=0.
+  exports.Set("fusedAdamW", Napi::Boolean::New(env, NER_HAS_FUSED_ADAMW));
+  exports.Set("intraOpThreads", Napi::Number::New(env, at::get_num_threads()));
   return exports;
 }
 
