@@ -12,10 +12,11 @@ import { encodeSentences, loadTokenizer, mergeWindowPredictions, pretokenize, ty
 import { bioesToIob2, convertScheme, LabelSet, unseenLabels, type UnseenLabel } from "./labels.js";
 import { classificationReport, getEntities, tagReport, type ClassificationReport } from "./metrics.js";
 import type { NativeDataset, NativeProgress, NativeTagger } from "./native.js";
-import { createNativeTagger, loadCheckpointWeights, saveTagger, type TaggerSettings } from "./tagger.js";
+import { createNativeTagger, forwardBatch, loadCheckpointWeights, loadWeightArrays, saveTagger, type ForwardInput, type TaggerSettings } from "./tagger.js";
 import { writeFileAtomic } from "./safetensors.js";
 
 export type TrainProgress = NativeProgress;
+export type { ForwardInput };
 
 export interface EvaluationResult {
   report: ClassificationReport;
@@ -76,11 +77,6 @@ export interface FitCallbacks {
   onEpoch?(epoch: EpochResult): void;
 }
 
-export interface ForwardInput {
-  inputIds: number[][];
-  attentionMask: number[][];
-  tokenTypeIds?: number[][];
-}
 
 export class Engine {
   readonly config: EngineConfig;
@@ -187,27 +183,8 @@ export class Engine {
 
   /** Raw encoder + head forward in eval mode (HF BertForTokenClassification semantics for the softmax head). */
   async forward(input: ForwardInput & { labels?: number[][] }) {
-    const tagger = this.requireTagger();
-    // Every value is checked here, so the error names its position (the native checks are a backstop).
-    const { vocab_size: vocab, type_vocab_size: types, max_position_embeddings: maxPositions } = this.bert;
-    const ids = rectangular(input.inputIds, "inputIds", undefined, undefined, { valid: (v) => v >= 0 && v < vocab, expected: `outside the vocabulary [0, ${vocab})` });
-    const batchSize = input.inputIds.length;
-    const length = input.inputIds[0].length;
-    if (length > maxPositions) throw new NerEngineError(`inputIds: sequence length ${length} exceeds max_position_embeddings (${maxPositions})`);
-    const numLabels = this.labels.length;
-    const batch = {
-      inputIds: ids,
-      attentionMask: rectangular(input.attentionMask, "attentionMask", batchSize, length, { valid: (v) => v === 0 || v === 1, expected: "not 0 or 1" }),
-      tokenTypeIds: input.tokenTypeIds
-        ? rectangular(input.tokenTypeIds, "tokenTypeIds", batchSize, length, { valid: (v) => v >= 0 && v < types, expected: `outside [0, type_vocab_size=${types})` })
-        : undefined,
-      labels: input.labels
-        ? rectangular(input.labels, "labels", batchSize, length, { valid: (v) => v === -100 || (v >= 0 && v < numLabels), expected: `neither -100 nor a label id in [0, ${numLabels})` })
-        : undefined,
-      batchSize,
-      length,
-    };
-    return tagger.forward(batch);
+    const { vocab_size: vocabSize, type_vocab_size: typeVocabSize, max_position_embeddings: maxPositions } = this.bert;
+    return this.requireTagger().forward(forwardBatch(input, { vocabSize, typeVocabSize, maxPositions, numLabels: this.labels.length }));
   }
 
   /** Fine-tunes on `train`, evaluating on `dev` after each epoch and keeping the best weights. */
@@ -292,7 +269,7 @@ export class Engine {
       }
       if (summary.globalStep >= plan.totalSteps) break;
     }
-    if (bestWeights && history.best && history.best.epoch !== history.epochs.at(-1)?.epoch) await this.restoreWeights(bestWeights);
+    if (bestWeights && history.best && history.best.epoch !== history.epochs.at(-1)?.epoch) await loadWeightArrays(this.requireTagger(), bestWeights);
     if (data.test) history.test = await this.evaluate(data.test);
     history.seconds = (Date.now() - started) / 1000;
     return history;
@@ -422,20 +399,6 @@ export class Engine {
     }
   }
 
-  private async restoreWeights(weights: Awaited<ReturnType<NativeTagger["exportWeights"]>>): Promise<void> {
-    const tagger = this.requireTagger();
-    const total = weights.reduce((n, w) => n + w.data.byteLength, 0);
-    const bytes = new Uint8Array(total);
-    let offset = 0;
-    const entries = weights.map((w) => {
-      bytes.set(new Uint8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength), offset);
-      const entry = { name: w.name, dtype: "F32", shape: w.shape, byteOffset: offset, byteLength: w.data.byteLength };
-      offset += w.data.byteLength;
-      return entry;
-    });
-    await tagger.loadWeights(bytes, entries, [""]);
-  }
-
   /** The last epoch's weights + optimizer state, so training can resume from it. */
   private async saveResumePoint(dir: string, epoch: number, history: TrainingHistory): Promise<void> {
     const state = this.requireTagger().saveTrainerState();
@@ -481,36 +444,4 @@ function readFileOrThrow(file: string): string {
   } catch {
     throw new NerEngineError("cannot read file", file);
   }
-}
-
-/**
- * number[][] → flat Int32Array, checking the batch is non-empty and rectangular ([batchSize, length]
- * when given, i.e. the shape of inputIds) and every value is an integer that `range` accepts.
- */
-function rectangular(
-  rows: number[][],
-  name: string,
-  batchSize?: number,
-  length?: number,
-  range?: { valid: (v: number) => boolean; expected: string },
-): Int32Array {
-  if (!Array.isArray(rows) || rows.length === 0) throw new NerEngineError(`${name} is an empty batch (expected a non-empty array of rows)`);
-  const width = length ?? (Array.isArray(rows[0]) ? rows[0].length : 0);
-  if (width === 0) throw new NerEngineError(`${name}[0] is empty`);
-  if (batchSize !== undefined && rows.length !== batchSize) throw new NerEngineError(`${name} has ${rows.length} rows, expected ${batchSize} (the shape of inputIds)`);
-  const out = new Int32Array(rows.length * width);
-  rows.forEach((row, i) => {
-    if (!Array.isArray(row) || row.length !== width) {
-      const problem = length === undefined ? "is ragged" : `does not have the shape of inputIds [${batchSize}, ${length}]`;
-      throw new NerEngineError(`${name} ${problem}: row ${i} has ${Array.isArray(row) ? row.length : "no"} entries, expected ${width}`);
-    }
-    row.forEach((v, j) => {
-      if (!Number.isInteger(v)) throw new NerEngineError(`${name}[${i}][${j}] is not an integer (got ${typeof v === "string" ? JSON.stringify(v) : String(v)})`);
-      // Also keeps values that an Int32Array would wrap (2^32 + 5 -> 5) from passing as valid ones.
-      if (range && !range.valid(v)) throw new NerEngineError(`${name}[${i}][${j}] = ${v} is ${range.expected}`);
-      if (v < -(2 ** 31) || v >= 2 ** 31) throw new NerEngineError(`${name}[${i}][${j}] = ${v} does not fit a 32-bit integer`);
-      out[i * width + j] = v;
-    });
-  });
-  return out;
 }
