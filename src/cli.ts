@@ -18,6 +18,7 @@ import { formatMistakes, formatReport, mistakenSentences } from "./metrics.js";
 import { readCorpus, type CorpusFormat } from "./readers.js";
 import { JsonlLogger, ProgressBar, writeRunArtifacts, type HistoryLike, type ProgressEvent } from "./report.js";
 import type { Corpus, TagScheme } from "./types.js";
+import { trainWordPiece, writeTokenizerFiles } from "./vocab.js";
 
 // ---- commands ----
 
@@ -32,6 +33,8 @@ export interface TrainCommand {
   /** Config values given as flags; they override the --config file. */
   overrides: EngineConfigInput;
   out?: string;
+  /** Vocabulary size to train from --train when there is no --model or --tokenizer. */
+  vocabSize?: number;
   verbose: boolean;
 }
 export interface EvaluateCommand { command: "evaluate"; model: string; data: string; format: CorpusFormat; scheme: TagScheme; out?: string; device: Device; verbose: boolean }
@@ -61,6 +64,8 @@ Run "ner-engine <command> --help" for the options of a command.`,
   --scheme S           tag scheme of the files: IOB1 | IOB2 | IOBES
   --model DIR          checkpoint to fine-tune (HF BERT layout); omit to train from scratch
   --tokenizer DIR      tokenizer directory (default: --model)
+  --vocab-size N       from scratch without --model/--tokenizer: train a WordPiece vocabulary of N
+                       tokens (default 8000) on --train, written to OUT/tokenizer
   --head H             softmax | crf | bilstm-crf | bilstm-attn-crf
   --config FILE.json   configuration file; flags override its values
   --out DIR            run directory (model, metrics.json, log.jsonl, report.html)
@@ -100,7 +105,7 @@ const bool = { type: "boolean" } as const;
 const COMMON = { help: { ...bool, short: "h" }, verbose: bool, device: str } as const;
 const OPTIONS = {
   train: {
-    ...COMMON, train: str, dev: str, test: str, format: str, scheme: str, model: str, tokenizer: str, head: str, config: str, out: str,
+    ...COMMON, train: str, dev: str, test: str, format: str, scheme: str, model: str, tokenizer: str, "vocab-size": str, head: str, config: str, out: str,
     epochs: str, "batch-size": str, lr: str, "max-length": str, seed: str, "max-steps": str, patience: str,
     bf16: bool, tf32: bool, "label-all-subtokens": bool, "document-context": bool,
   },
@@ -191,6 +196,7 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
   return {
     command: "train", demo, train: v.train, dev: v.dev, test: v.test, configFile: v.config, out: v.out,
     overrides: stripUndefined(overrides) as EngineConfigInput, verbose: v.verbose ?? false,
+    vocabSize: numberFlag("vocab-size", v["vocab-size"], true),
   };
 }
 
@@ -270,7 +276,10 @@ async function runTrain(cmd: TrainCommand, io: Io): Promise<number> {
     data = demoCorpus();
     config = buildTrainConfig({ ...cmd, overrides: { ...cmd.overrides, output: out } }, demoConfig(out, data));
   } else {
-    config = buildTrainConfig({ ...cmd, overrides: { ...cmd.overrides, output: out } });
+    // From scratch with no tokenizer given: a vocabulary is trained on --train into OUT/tokenizer.
+    const fileConfig = cmd.configFile ? readConfigJson(cmd.configFile) : {};
+    const vocabDir = !cmd.overrides.model && !cmd.overrides.tokenizer && !fileConfig.model && !fileConfig.tokenizer ? join(out, "tokenizer") : undefined;
+    config = buildTrainConfig({ ...cmd, overrides: { ...cmd.overrides, output: out, ...(vocabDir ? { tokenizer: vocabDir } : {}) } });
     const atisDefault = (split: "dev" | "test"): string | undefined =>
       config.data.format === "atis" && existsSync(join(cmd.train!, split)) ? cmd.train : undefined;
     const devPath = cmd.dev ?? atisDefault("dev");
@@ -280,6 +289,12 @@ async function runTrain(cmd: TrainCommand, io: Io): Promise<number> {
       dev: devPath ? readSplit(devPath, config, "dev") : undefined,
       test: testPath ? readSplit(testPath, config, "test") : undefined,
     };
+    if (vocabDir) {
+      const size = cmd.vocabSize ?? 8000;
+      say(`training a ${size}-token WordPiece vocabulary on ${cmd.train} into ${vocabDir}`);
+      const lowercase = config.data.lowercase ?? false;
+      writeTokenizerFiles(vocabDir, trainWordPiece(data.train.sentences.map((s) => s.tokens), { vocabSize: size, lowercase }), { lowercase });
+    }
   }
   const { Engine } = await loadEngineModule();
   const engine = new Engine(config);

@@ -253,7 +253,7 @@ export class Engine {
           result.isBest = true;
           sinceBest = 0;
           bestWeights = await tagger.exportWeights();
-          if (c.output) await this.save(path.join(c.output, "best"));
+          if (c.output) await this.save(path.join(c.output, "model"));
         } else sinceBest++;
       }
       history.epochs.push(result);
