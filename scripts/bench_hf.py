@@ -131,8 +131,8 @@ def main():
     import torch
     import transformers
     from torch import nn
-    from transformers import (BertConfig, BertForTokenClassification, BertTokenizerFast,
-                              DataCollatorForTokenClassification, Trainer, TrainingArguments, set_seed)
+    from transformers import (AutoTokenizer, BertConfig, BertForTokenClassification, DataCollatorForTokenClassification,
+                              Trainer, TrainingArguments, set_seed)
     from transformers.modeling_outputs import TokenClassifierOutput
     from transformers.models.bert.modeling_bert import BertModel, BertPreTrainedModel
 
@@ -161,7 +161,12 @@ def main():
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda":
         torch.set_float32_matmul_precision("high")  # TF32, as this engine's bench runs (training.tf32)
-    tok = BertTokenizerFast.from_pretrained(str(SHARED / "tokenizers/bert-base-uncased"))
+    try:  # transformers 5 keeps the Fast names as aliases; AutoTokenizer if that ever ends
+        from transformers import BertTokenizerFast as Tokenizer
+    except ImportError:
+        Tokenizer = AutoTokenizer
+    tok = Tokenizer.from_pretrained(str(SHARED / "tokenizers/bert-base-uncased"))
+    assert tok.is_fast, "word_ids() needs a fast (tokenizers-backed) tokenizer"
     train = read_conll(SHARED / "data/conll2003/train.txt", opts.max_sentences)
     test = read_conll(SHARED / "data/conll2003/test.txt", opts.max_sentences)
     labels = sorted({t for _, tags in train for t in tags})
@@ -263,11 +268,11 @@ def main():
                    "trainSeconds": seconds, "sentences": len(rows), "tokens": real_tokens,
                    "sentencesPerSecond": len(rows) / seconds, "tokensPerSecond": real_tokens / seconds,
                    "peakAllocatedBytes": peak, "allocatedAtStartBytes": at_start, "inferenceSentencesPerSecond": infer_rate, "inferenceWords": n_tags,
-                   "finalLoss": result.training_loss, "optimizer": str(getattr(args, "optim", "?")),
+                   "finalLoss": result.training_loss, "optimizer": str(getattr(args.optim, "value", args.optim)),
                    "attention": getattr(model.config, "_attn_implementation", None)}
             meta["results"].append(row)
             print(f"{shape:5} {variant:7} train {seconds:7.1f} s  {row['sentencesPerSecond']:8.1f} sent/s "
-                  f"{row['tokensPerSecond']:9.0f} tok/s  peak {(peak or 0) / 2**30:6.2f} GiB  "
+                  f"{row['tokensPerSecond']:9.0f} tok/s  peak {f'{peak / 2**30:.2f}' if peak else 'n/a':>6} GiB  "
                   f"infer {infer_rate:8.1f} sent/s  loss {result.training_loss:.3f}  ({row['optimizer']}, {row['attention']})",
                   flush=True)
             if opts.json:  # after every run, so a run cut short still leaves its figures

@@ -145,6 +145,8 @@ export interface NativeAddon {
   crfDecode(input: CrfInput): number[][];
   libtorchVersion: string;
   cudaAvailable: boolean;
+  /** CPU threads LibTorch uses for one op (all cores unless OMP_NUM_THREADS says otherwise). */
+  intraOpThreads: number;
   /** Built with at::_fused_adamw_ (LibTorch 2.x): CUDA training uses it unless NER_FUSED_ADAMW=0 is set. */
   fusedAdamW: boolean;
   /** The CUDA caching allocator's byte counts on the current device; null on the CPU or a LibTorch without them. */

@@ -130,8 +130,9 @@ for (const head of ["softmax", "bilstm-crf"]) {
     if (onCuda) assert.ok(peak > 0, "the CUDA allocator saw no allocation");
     const early = (progress[0].loss + progress[1].loss) / 2;
     const late = progress.slice(-3).reduce((s, p) => s + p.loss, 0) / 3;
-    assert.ok(Number.isFinite(late) && late < early * 0.7, `loss ${early.toFixed(3)} -> ${late.toFixed(3)}`);
-    // Save on the device, load on the CPU: the same tags (bf16 on the device vs fp32 here: allow 2%).
+    assert.ok(Number.isFinite(late) && late < early * 0.8, `loss ${early.toFixed(3)} -> ${late.toFixed(3)}`);
+    // Save on the device, load on the CPU: the same tags, bar a few that bf16 (on CUDA) flips; a broken
+    // export would agree on little more than the O words (~83% of CoNLL).
     const words = train.sentences.slice(0, 100).map((s) => s.tokens);
     const here = await engine.predict(words);
     const dir = mkdtempSync(path.join(tmpdir(), "ner-gpu-"));
@@ -141,7 +142,7 @@ for (const head of ["softmax", "bilstm-crf"]) {
       const tags = (r) => r.flatMap((s) => s.words.map((w) => w.tag));
       const a = tags(here), b = tags(there);
       const same = a.filter((t, i) => t === b[i]).length / a.length;
-      assert.ok(same >= 0.98, `only ${(100 * same).toFixed(1)}% of the tags agree after save + load on the CPU`);
+      assert.ok(same >= 0.95, `only ${(100 * same).toFixed(1)}% of the tags agree after save + load on the CPU`);
       return `loss ${early.toFixed(3)} -> ${late.toFixed(3)}${peak ? `, peak ${(peak / 2 ** 20).toFixed(0)} MiB` : ""}; ${(100 * same).toFixed(1)}% tags the same on the CPU`;
     } finally {
       rmSync(dir, { recursive: true, force: true });
