@@ -1,11 +1,14 @@
 // Training throughput on CoNLL-2003 for a BERT-mini shape (4 layers, hidden 256, 4 heads, FFN 1024),
 // one run per head, in this one command; prints real (non-pad) tokens/s, sentences/s and each head's
-// step cost as a ratio to the softmax head measured in the same run.
+// step cost as a ratio to the softmax head measured in the same run. Each head runs in a child process
+// of its own: a process that has already trained another model runs measurably slower (heap state),
+// which would bias the comparison towards whichever head goes first.
 //   node scripts/bench-train.mjs [--steps 150] [--heads softmax,crf,bilstm-crf,bilstm-attn-crf] [--json out.json]
 // Needs `npm run build` first (it imports dist/).
 import os from "node:os";
 import path from "node:path";
 import { writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
 import { parseArgs } from "node:util";
 import { Engine } from "../dist/engine.js";
 import { readConll } from "../dist/readers.js";
@@ -19,6 +22,7 @@ const { values } = parseArgs({
     device: { type: "string", default: "auto" },
     hidden: { type: "string", default: "256" },
     layers: { type: "string", default: "4" },
+    child: { type: "boolean", default: false },
   },
 });
 const shared = path.resolve(import.meta.dirname, "../../shared");
@@ -27,7 +31,7 @@ const steps = Number(values.steps);
 const hidden = Number(values.hidden);
 const results = [];
 
-for (const head of values.heads.split(",")) {
+async function measure(head) {
   const engine = new Engine({
     tokenizer: path.join(shared, "tokenizers/bert-base-uncased"),
     device: values.device,
@@ -53,6 +57,16 @@ for (const head of values.heads.split(",")) {
     device: engine.device,
     epochSeconds: history.epochs[0]?.seconds,
   };
+  return row;
+}
+
+if (values.child) {
+  process.stdout.write(JSON.stringify(await measure(values.heads)));
+  process.exit(0);
+}
+for (const head of values.heads.split(",")) {
+  const args = process.argv.slice(2).filter((a, i, all) => a !== "--heads" && all[i - 1] !== "--heads" && !a.startsWith("--json") && all[i - 1] !== "--json");
+  const row = JSON.parse(execFileSync(process.execPath, [import.meta.filename, ...args, "--heads", head, "--child"], { encoding: "utf8", maxBuffer: 1 << 26 }));
   results.push(row);
   console.log(`${head.padEnd(16)} ${row.sentencesPerSecond.toFixed(1).padStart(8)} sent/s ${row.tokensPerSecond.toFixed(0).padStart(8)} tok/s ${row.msPerStep.toFixed(1).padStart(8)} ms/step  (loss ${row.finalLoss.toFixed(3)})`);
 }
