@@ -95,7 +95,7 @@ const TEMPLATES = [
 // ---- deterministic randomness ----
 
 /** mulberry32: tiny, fast, and identical on every platform (Math.random is not seedable). */
-function mulberry32(seed: number): () => number {
+export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

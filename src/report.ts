@@ -9,17 +9,10 @@ import { appendFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { formatFixed, getEntities, type ClassificationReport } from "./metrics.js";
 import { writeFileAtomic } from "./safetensors.js";
+import type { NativeProgress } from "./native.js";
 
-export interface ProgressEvent {
-  epoch: number;
-  step: number;
-  totalSteps: number;
-  loss: number;
-  learningRate: number;
-  tokensPerSecond: number;
-  sentencesPerSecond: number;
-  elapsedSeconds: number;
-}
+/** A training progress report, as the native trainer sends it. */
+export type ProgressEvent = NativeProgress;
 
 export interface EvaluationLike {
   report: ClassificationReport;

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { writeCheckpoint } from "../../src/checkpoint.js";
 import type { TensorToWrite } from "../../src/safetensors.js";
+import { mulberry32 } from "../../src/demo.js";
 
 export const SHARED = path.resolve(import.meta.dirname, "../../../shared");
 export const TINY_BERT = path.join(SHARED, "fixtures/tiny-bert-ner");
@@ -19,18 +20,6 @@ export interface SmallBertShape {
   eps: number;
   act: "gelu" | "gelu_new" | "relu";
   labels?: string[];
-}
-
-/** Deterministic pseudo-random numbers (mulberry32), so checkpoints repeat across runs. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export function tensorShapes(s: SmallBertShape): [string, number[]][] {
@@ -57,7 +46,7 @@ export function tensorShapes(s: SmallBertShape): [string, number[]][] {
 
 /** Random tensors (LayerNorm weights near 1) under HF names. */
 export function randomTensors(s: SmallBertShape, seed = 1): TensorToWrite[] {
-  const random = rng(seed);
+  const random = mulberry32(seed);
   return tensorShapes(s).map(([name, shape]) => {
     const n = shape.reduce((a, b) => a * b, 1);
     const data = new Float32Array(n);
