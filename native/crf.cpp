@@ -247,6 +247,29 @@ torch::Tensor crfViterbiDecode(const torch::Tensor& emissions, const torch::Tens
   return path.t().masked_fill(in.mask.logical_not(), -1).contiguous();
 }
 
+torch::Tensor crfMarginals(const torch::Tensor& emissions, const torch::Tensor& mask, const torch::Tensor& transitions,
+                           const torch::Tensor& startTransitions, const torch::Tensor& endTransitions,
+                           const CrfConstraints& constraints) {
+  torch::NoGradGuard noGrad;
+  const auto in = prepare(emissions, mask, nullptr, transitions, startTransitions, endTransitions, constraints);
+  const int64_t B = in.emissions.size(0), T = in.emissions.size(1), K = in.emissions.size(2);
+  const auto eT = in.emissions.transpose(0, 1);  // [T, B, K]
+  const auto mT = in.mask.t().unsqueeze(2);       // [T, B, 1]
+  // alpha_t(j) = log sum over paths ending in j at t; held at the last real position past a sequence's end.
+  std::vector<Tensor> alpha(T), beta(T);
+  alpha[0] = in.start + eT[0];
+  for (int64_t t = 1; t < T; ++t)
+    alpha[t] = torch::where(mT[t], torch::logsumexp(alpha[t - 1].unsqueeze(2) + in.trans, 1) + eT[t], alpha[t - 1]);
+  // beta_t(i) = log sum over continuations from i at t; the end scores at each sequence's last position.
+  const auto endB = in.end.expand({B, K});
+  beta[T - 1] = endB;
+  for (int64_t t = T - 2; t >= 0; --t)
+    beta[t] = torch::where(mT[t + 1], torch::logsumexp(in.trans.unsqueeze(0) + (eT[t + 1] + beta[t + 1]).unsqueeze(1), 2), endB);
+  const auto logZ = torch::logsumexp(alpha[T - 1] + in.end, 1, /*keepdim=*/true);  // [B, 1]
+  auto marginals = torch::stack(alpha, 1).add_(torch::stack(beta, 1)).sub_(logZ.unsqueeze(1)).exp_();
+  return marginals.masked_fill_(in.mask.logical_not().unsqueeze(2), 0);
+}
+
 torch::Tensor crfLogLikelihoodAutogradLoop(const torch::Tensor& emissions, const torch::Tensor& mask,
                                            const torch::Tensor& tags, const torch::Tensor& transitions,
                                            const torch::Tensor& startTransitions,

@@ -32,6 +32,12 @@ torch::Tensor crfViterbiDecode(const torch::Tensor& emissions, const torch::Tens
                                const torch::Tensor& endTransitions,
                                const CrfConstraints& constraints = {});
 
+// Per-position marginals P(y_t = k | emissions) by the forward-backward algorithm, [B, T, K], 0 where
+// masked out. The confidence of a decoded tag (predict's score) for CRF heads.
+torch::Tensor crfMarginals(const torch::Tensor& emissions, const torch::Tensor& mask, const torch::Tensor& transitions,
+                           const torch::Tensor& startTransitions, const torch::Tensor& endTransitions,
+                           const CrfConstraints& constraints = {});
+
 // Reference implementation for the benchmark baseline: the plain per-time-step loop that
 // autograd differentiates (what pytorch-crf does, in C++). Same result as crfLogLikelihood.
 torch::Tensor crfLogLikelihoodAutogradLoop(const torch::Tensor& emissions, const torch::Tensor& mask,

@@ -129,7 +129,8 @@ std::pair<torch::Tensor, torch::Tensor> BertTaggerImpl::decode(const TaggerBatch
     auto emissions = wordEmissions(hidden, batch);
     tags = crfViterbiDecode(emissions, batch.wordMask, crf->transitions, crf->start_transitions,
                             crf->end_transitions, head.constraints);
-    probs = torch::softmax(emissions, -1);
+    probs = crfMarginals(emissions, batch.wordMask, crf->transitions, crf->start_transitions, crf->end_transitions,
+                         head.constraints);
   }
   auto score = probs.gather(-1, tags.clamp_min(0).unsqueeze(-1)).squeeze(-1);
   tags = tags.masked_fill(batch.wordMask.logical_not(), -1);

@@ -61,8 +61,8 @@ struct BertTaggerImpl : torch::nn::Module {
 
   // Mean loss over the batch (softmax: over labelled sub-tokens; CRF: negative log-likelihood per sentence).
   torch::Tensor loss(const TaggerBatch& batch);
-  // Predicted tag per word [B, W] int64 (-1 where padded) and its score (softmax probability or CRF
-  // per-word marginal-free path confidence: the softmax of emissions at the chosen tag).
+  // Predicted tag per word [B, W] int64 (-1 where padded) and its score (softmax probability, or the
+  // CRF marginal probability of the decoded tag at that word).
   std::pair<torch::Tensor, torch::Tensor> decode(const TaggerBatch& batch);
 
   // HF-style initialisation: normal(0, initializerRange) for linear/embedding weights, zeros for biases,

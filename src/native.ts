@@ -143,6 +143,8 @@ export interface NativeAddon {
     endTransitions: number[];
   };
   crfDecode(input: CrfInput): number[][];
+  /** P(y_t = k) per position by forward-backward, [B][T][K], 0 where masked out. */
+  crfMarginals(input: CrfInput): number[][][];
   libtorchVersion: string;
   cudaAvailable: boolean;
   /** CPU threads LibTorch uses for one op (all cores unless OMP_NUM_THREADS says otherwise). */

@@ -51,3 +51,22 @@ describe("CRF against pytorch-crf", () => {
     expect(() => crf.crfDecode({ ...input, emissions: [[[1, 2], [3]]] })).toThrow(/ragged/);
   });
 });
+
+describe("CRF marginals (the confidence predict reports for CRF heads)", () => {
+  it("equal pytorch-crf's: gold one-hot minus the gradient of the summed log-likelihood, within 1e-4", () => {
+    const marginals = native().crfMarginals(input);
+    let max = 0;
+    input.mask.forEach((row, b) =>
+      row.forEach((m, t) => {
+        const p = marginals[b][t];
+        if (!m) return expect(Math.max(...p.map(Math.abs))).toBe(0);
+        expect(Math.abs(p.reduce((s, x) => s + x, 0) - 1)).toBeLessThan(1e-5);
+        p.forEach((x, k) => {
+          const expected = (input.tags[b][t] === k ? 1 : 0) - fixture.grad_emissions_of_sum_llh[b][t][k];
+          max = Math.max(max, Math.abs(x - expected));
+        });
+      }),
+    );
+    expect(max).toBeLessThanOrEqual(1e-4);
+  });
+});

@@ -79,6 +79,13 @@ Napi::Value CrfGradients(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value CrfMarginals(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    auto in = crfInputsFromJs(info[0], false);
+    return nestedFromTensor(info.Env(), crfMarginals(in.emissions, in.mask, in.transitions, in.start, in.end));
+  });
+}
+
 Napi::Value CrfDecode(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
     auto in = crfInputsFromJs(info[0], false);
@@ -101,6 +108,7 @@ void InitCrf(Napi::Env env, Napi::Object exports) {
   exports.Set("crfLogLikelihood", Napi::Function::New(env, CrfLogLikelihood));
   exports.Set("crfGradients", Napi::Function::New(env, CrfGradients));
   exports.Set("crfDecode", Napi::Function::New(env, CrfDecode));
+  exports.Set("crfMarginals", Napi::Function::New(env, CrfMarginals));
 }
 
 }  // namespace ner::binding
