@@ -24,6 +24,11 @@ export function crfDecode(input: CrfInput): number[][] {
   return native().crfDecode(input);
 }
 
+/** P(y_t = k) for every position by forward-backward, [B][T][K] (0 where masked out). */
+export function crfMarginals(input: CrfInput): number[][][] {
+  return native().crfMarginals(input);
+}
+
 /** Which LibTorch the addon was built against, whether CUDA is usable, and the CPU threads it uses. */
 export function runtimeInfo(): { libtorch: string; cuda: boolean; threads: number } {
   return { libtorch: native().libtorchVersion, cuda: native().cudaAvailable, threads: native().intraOpThreads };
