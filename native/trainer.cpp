@@ -69,6 +69,8 @@ Trainer::Trainer(BertTagger model, torch::Device device, TrainOptions options, i
   optimizer_ = std::make_unique<torch::optim::AdamW>(paramGroups, torch::optim::AdamWOptions(options_.encoderLearningRate));
   const char* fusedEnv = std::getenv("NER_FUSED_ADAMW");
   fusedAdamW_ = NER_HAS_FUSED_ADAMW && device_.is_cuda() && !(fusedEnv && std::string(fusedEnv) == "0");
+  const char* guardEnv = std::getenv("NER_CPU_STEP_GUARD");
+  cpuStepGuard_ = !(guardEnv && std::string(guardEnv) == "0");
 }
 
 // AdamW as at::_fused_adamw_ computes it (the kernel of torch.optim.AdamW(fused=True): one multi-tensor
@@ -146,15 +148,17 @@ torch::Tensor Trainer::clipGradients() {
 // (AdamW itself makes several passes over them) and a host read, which is free on the CPU. The
 // optimizer's moments are not rolled back: set training up again before continuing. On CUDA these
 // checks would cost a device sync per step and are skipped; the loss check still stops training.
+// NER_CPU_STEP_GUARD=0 skips the weight copy and check on the CPU too (the loss and gradient-norm
+// checks stay): faster, but a step that overflows the weights is then seen only at the next loss.
 void Trainer::optimizerStep(int64_t epoch) {
   const double factor = learningRateFactor(step_);
   auto& groups = optimizer_->param_groups();
   for (size_t g = 0; g < groups.size(); ++g)
     static_cast<torch::optim::AdamWOptions&>(groups[g].options()).lr(baseLearningRates_[g] * factor);
   const auto gradNorm = clipGradients();
-  const bool guarded = !device_.is_cuda();
+  const bool guarded = cpuStepGuard_ && !device_.is_cuda();
   const std::string where = "step " + std::to_string(step_ + 1) + " (epoch " + std::to_string(epoch + 1) + ")";
-  if (guarded && !std::isfinite(gradNorm.item<double>())) {
+  if (!device_.is_cuda() && !std::isfinite(gradNorm.item<double>())) {
     optimizer_->zero_grad();
     throw NonFiniteLossError("gradients became non-finite at " + where + "; weights are kept from the step before");
   }

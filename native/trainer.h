@@ -74,6 +74,7 @@ class Trainer {
   TrainOptions options_;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   bool fusedAdamW_ = false;  // see fusedAdamWStep; NER_FUSED_ADAMW=0 in the environment turns it off
+  bool cpuStepGuard_ = true;  // see optimizerStep; NER_CPU_STEP_GUARD=0 in the environment turns it off
   std::vector<double> baseLearningRates_;  // per parameter group
   int64_t step_ = 0, totalSteps_ = 0, warmupSteps_ = 0;
   std::vector<torch::Tensor> lastGood_;  // CPU: the weights before the current optimizer step (see optimizerStep)
