@@ -235,16 +235,18 @@ export interface Io {
   err: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
 }
 
-/** Reads one split; for ATIS a folder holds train/dev/test subfolders (or seq.in itself). */
+/**
+ * Reads one split; for ATIS a folder holds train/dev/test subfolders (or seq.in itself). Tags stay in
+ * config.data.tagScheme: the engine converts them.
+ */
 function readSplit(path: string, config: EngineConfig, split: "train" | "dev" | "test"): Corpus {
   const d = config.data;
-  const corpus = d.format === "atis"
+  return d.format === "atis"
     ? readCorpus(path, "atis", existsSync(join(path, "seq.in")) ? {} : { split })
     : readCorpus(path, d.format, { tokenColumn: d.conllTokenColumn, tagColumn: d.conllTagColumn, order: d.bioOrder });
-  return toIob2(corpus, d.tagScheme);
 }
 
-/** Normalises tags to IOB2 at read time (idempotent, so an engine converting again is harmless). */
+/** `evaluate` scores a loaded model, which expects IOB2 input: convert at read time there. */
 const toIob2 = (c: Corpus, scheme: TagScheme): Corpus => (scheme === "IOB2" ? c : { ...c, sentences: convertScheme(c.sentences, scheme, "IOB2") });
 
 export interface TextEntity { type: string; text: string; start: number; end: number; score: number }

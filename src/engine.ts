@@ -286,7 +286,8 @@ export class Engine {
     const labelSet = this.requireLabels();
     const started = Date.now();
     const sentences = data.sentences.filter((s) => s.tokens.length > 0);
-    const gold = this.toInputIob2(sentences).map((s) => s.tags);
+    const iob2 = this.toInputIob2(sentences);
+    const gold = iob2.map((s) => s.tags);
     const predicted = await this.predictTags(sentences.map((s) => s.tokens), sentences);
     const pred = predicted.map((p) => p.tags);
     const seconds = (Date.now() - started) / 1000;
@@ -296,7 +297,7 @@ export class Engine {
       tokens: sentences.map((s) => s.tokens),
       gold,
       pred,
-      unseenLabels: unseenLabels(this.toTrainScheme(sentences), labelSet),
+      unseenLabels: unseenLabels(this.fromIob2ToTrainScheme(iob2), labelSet),
       seconds,
       sentencesPerSecond: sentences.length / Math.max(seconds, 1e-9),
     };
@@ -384,7 +385,10 @@ export class Engine {
   }
 
   private toTrainScheme(sentences: Sentence[]): Sentence[] {
-    const iob2 = this.toInputIob2(sentences);
+    return this.fromIob2ToTrainScheme(this.toInputIob2(sentences));
+  }
+
+  private fromIob2ToTrainScheme(iob2: Sentence[]): Sentence[] {
     return this.settings.trainScheme === "IOB2" ? iob2 : convertScheme(iob2, "IOB2", "IOBES");
   }
 

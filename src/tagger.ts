@@ -84,22 +84,20 @@ export async function loadCheckpointWeights(tagger: NativeTagger, checkpoint: Ch
     list.push({ name, dtype: view.dtype, shape: view.shape, byteOffset: view.data.byteOffset - file.byteOffset, byteLength: view.data.byteLength });
     entries.set(file, list);
   }
+  // Each weights file (one, or several shards) is copied in on its own; a name counts as initialised
+  // only if no file had it, and the required ones are checked once, here, for every layout.
   const required = opts.requireHead ? [""] : ["bert."];
-  const initialised = new Set<string>();
+  let initialised: Set<string> | undefined;
   const unused: string[] = [];
-  let first = true;
   for (const [file, list] of entries) {
-    // Each file is loaded separately (sharded checkpoints); only names absent from every file count as initialised.
-    const report = await withWhere(checkpoint.dir, tagger.loadWeights(file, list, entries.size === 1 ? required : []));
-    if (first) report.initialised.forEach((n) => initialised.add(n));
-    else for (const n of [...initialised]) if (!report.initialised.includes(n)) initialised.delete(n);
-    first = false;
+    const report = await withWhere(checkpoint.dir, tagger.loadWeights(file, list, []));
+    const missingHere = new Set(report.initialised);
+    initialised = initialised ? new Set([...initialised].filter((n) => missingHere.has(n))) : missingHere;
     unused.push(...report.unused);
   }
-  if (entries.size > 1) {
-    const missing = [...initialised].filter((n) => required.some((p) => n.startsWith(p)));
-    if (missing.length) throw new NerEngineError(`checkpoint is missing tensor "${missing[0]}"`, checkpoint.dir);
-  }
+  initialised ??= new Set();
+  const missing = [...initialised].find((n) => required.some((p) => n.startsWith(p)));
+  if (missing) throw new NerEngineError(`checkpoint is missing tensor "${missing}"`, checkpoint.dir);
   return { initialised: [...initialised], unused };
 }
 
