@@ -2,10 +2,12 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <map>
 #include <sstream>
 #include <type_traits>
 
+#include "adamw.h"
 #include "compat.h"
 
 namespace ner {
@@ -69,8 +71,24 @@ Trainer::Trainer(BertTagger model, torch::Device device, TrainOptions options, i
   optimizer_ = std::make_unique<torch::optim::AdamW>(paramGroups, torch::optim::AdamWOptions(options_.encoderLearningRate));
   const char* fusedEnv = std::getenv("NER_FUSED_ADAMW");
   fusedAdamW_ = NER_HAS_FUSED_ADAMW && device_.is_cuda() && !(fusedEnv && std::string(fusedEnv) == "0");
+  const char* cpuAdamEnv = std::getenv("NER_CPU_ADAMW");
+  cpuAdamW_ = !device_.is_cuda() && !(cpuAdamEnv && std::string(cpuAdamEnv) == "0");
   const char* guardEnv = std::getenv("NER_CPU_STEP_GUARD");
   cpuStepGuard_ = !(guardEnv && std::string(guardEnv) == "0");
+}
+
+torch::optim::AdamWParamState& Trainer::adamState(const torch::Tensor& param) {
+  auto& state = optimizer_->state();
+  using Key = typename std::decay_t<decltype(state)>::key_type;
+  auto& slot = state[optimizerStateKey<Key>(param.unsafeGetTensorImpl())];
+  if (!slot) {
+    auto fresh = std::make_unique<torch::optim::AdamWParamState>();
+    fresh->step(0);
+    fresh->exp_avg(torch::zeros_like(param, at::MemoryFormat::Preserve));
+    fresh->exp_avg_sq(torch::zeros_like(param, at::MemoryFormat::Preserve));
+    slot = std::move(fresh);
+  }
+  return static_cast<torch::optim::AdamWParamState&>(*slot);
 }
 
 // AdamW as at::_fused_adamw_ computes it (the kernel of torch.optim.AdamW(fused=True): one multi-tensor
@@ -79,9 +97,6 @@ Trainer::Trainer(BertTagger model, torch::Device device, TrainOptions options, i
 // p *= 1 - lr * wd; m, v updated; p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
 void Trainer::fusedAdamWStep() {
 #if NER_HAS_FUSED_ADAMW
-  using State = torch::optim::AdamWParamState;
-  auto& state = optimizer_->state();
-  using Key = typename std::decay_t<decltype(state)>::key_type;
   const auto stepOptions = torch::TensorOptions().dtype(torch::kFloat).device(device_);
   std::map<int64_t, torch::Tensor> stepTensors;  // the kernel reads the step count from a float tensor on the device
   for (auto& group : optimizer_->param_groups()) {
@@ -89,15 +104,7 @@ void Trainer::fusedAdamWStep() {
     std::vector<torch::Tensor> params, grads, expAvgs, expAvgSqs, steps;
     for (auto& p : group.params()) {
       if (!p.grad().defined()) continue;
-      auto& slot = state[optimizerStateKey<Key>(p.unsafeGetTensorImpl())];
-      if (!slot) {
-        auto fresh = std::make_unique<State>();
-        fresh->step(0);
-        fresh->exp_avg(torch::zeros_like(p, at::MemoryFormat::Preserve));
-        fresh->exp_avg_sq(torch::zeros_like(p, at::MemoryFormat::Preserve));
-        slot = std::move(fresh);
-      }
-      auto& s = static_cast<State&>(*slot);
+      auto& s = adamState(p);
       s.step(s.step() + 1);
       auto& stepTensor = stepTensors[s.step()];
       if (!stepTensor.defined()) stepTensor = torch::full({}, static_cast<double>(s.step()), stepOptions);
@@ -117,67 +124,126 @@ void Trainer::fusedAdamWStep() {
 #endif
 }
 
+// The CPU update, one pass over each parameter (adamw.h) with the gradient scaled by `gradScale` (the
+// clipping coefficient) on the way in. With keepBackup the weights before the update land in lastGood_.
+// Returns false if an updated weight is not finite. A parameter the kernel cannot take (not contiguous
+// float32) goes through torch's own ops, with the same state.
+bool Trainer::cpuAdamWStep(float gradScale, bool keepBackup) {
+  bool finite = true;
+  size_t index = 0;
+  for (auto& group : optimizer_->param_groups()) {
+    const auto& o = static_cast<const torch::optim::AdamWOptions&>(group.options());
+    for (auto& p : group.params()) {
+      torch::Tensor* backup = keepBackup ? &lastGood_[index] : nullptr;
+      ++index;
+      if (!p.grad().defined()) continue;
+      auto& s = adamState(p);
+      s.step(s.step() + 1);
+      AdamWScalars scalars;
+      scalars.lr = o.lr();
+      scalars.beta1 = std::get<0>(o.betas());
+      scalars.beta2 = std::get<1>(o.betas());
+      scalars.eps = o.eps();
+      scalars.weightDecay = o.weight_decay();
+      scalars.step = s.step();
+      scalars.gradScale = gradScale;
+      auto param = p.detach();
+      if (adamwCpuSupports(param, p.grad()) && s.exp_avg().is_contiguous() && s.exp_avg_sq().is_contiguous()) {
+        auto expAvg = s.exp_avg(), expAvgSq = s.exp_avg_sq();
+        finite &= adamwStepCpu(param, p.grad(), expAvg, expAvgSq, scalars, backup);
+        continue;
+      }
+      if (backup) *backup = param.clone();
+      auto grad = p.grad() * gradScale;
+      if (scalars.weightDecay != 0) param.mul_(1 - scalars.lr * scalars.weightDecay);
+      s.exp_avg().mul_(scalars.beta1).add_(grad, 1 - scalars.beta1);
+      s.exp_avg_sq().mul_(scalars.beta2).addcmul_(grad, grad, 1 - scalars.beta2);
+      const double bc1 = 1 - std::pow(scalars.beta1, static_cast<double>(s.step()));
+      const double bc2 = 1 - std::pow(scalars.beta2, static_cast<double>(s.step()));
+      param.addcdiv_(s.exp_avg(), (s.exp_avg_sq().sqrt() / std::sqrt(bc2)).add_(scalars.eps), -scalars.lr / bc1);
+      finite &= torch::isfinite(param).all().item<bool>();
+    }
+  }
+  return finite;
+}
+
 double Trainer::learningRateFactor(int64_t step) const {
   // HF get_linear_schedule_with_warmup: rises linearly over warmup, then falls linearly to 0.
   if (step < warmupSteps_) return static_cast<double>(step) / std::max<int64_t>(1, warmupSteps_);
   return std::max(0.0, static_cast<double>(totalSteps_ - step) / std::max<int64_t>(1, totalSteps_ - warmupSteps_));
 }
 
-torch::Tensor Trainer::clipGradients() {
-  // Same as clip_grad_norm_, but the norm stays a tensor: no host/device sync.
+torch::Tensor Trainer::gradientNorm() {
+  // clip_grad_norm_'s total: the 2-norm of the per-parameter 2-norms (a tensor: no host/device sync).
   std::vector<torch::Tensor> norms;
-  std::vector<torch::Tensor> grads;
   for (auto& p : model_->parameters())
-    if (p.grad().defined()) {
-      grads.push_back(p.grad());
-      norms.push_back(p.grad().detach().norm(2));
-    }
-  auto total = torch::stack(norms).norm(2);
-  if (options_.maxGradNorm > 0) {
-    auto coefficient = (options_.maxGradNorm / (total + 1e-6)).clamp_max(1.0);
-    for (auto& g : grads) g.mul_(coefficient);
-  }
-  return total;
+    if (p.grad().defined()) norms.push_back(p.grad().detach().norm(2));
+  return torch::stack(norms).norm(2);
+}
+
+// Gradients are dropped rather than zeroed (set_to_none, the Trainer's default since PyTorch 2.0): the
+// next backward then hands its fresh gradient over instead of adding it into a zeroed buffer, which
+// for the dense word-embedding gradient saves two passes over 30k x H floats per step.
+void Trainer::clearGradients() {
+  for (auto& p : model_->parameters())
+    if (p.grad().defined()) p.mutable_grad().reset();
 }
 
 // On the CPU a step is committed only if it is sound, so that a failing fit leaves the weights of
 // the last good step: the gradient norm must be finite (it is computed for clipping anyway), and
 // the update must leave every weight finite (a huge learning rate, or lr * weight decay >> 1, can
-// overflow float32 after a step whose loss was finite); otherwise the update is undone from a copy
-// taken just before it. That costs one copy of the weights per step into buffers allocated once
-// (AdamW itself makes several passes over them) and a host read, which is free on the CPU. The
-// optimizer's moments are not rolled back: set training up again before continuing. On CUDA these
-// checks would cost a device sync per step and are skipped; the loss check still stops training.
-// NER_CPU_STEP_GUARD=0 skips the weight copy and check on the CPU too (the loss and gradient-norm
-// checks stay): faster, but a step that overflows the weights is then seen only at the next loss.
+// overflow float32 after a step whose loss was finite); otherwise the update is undone. The CPU AdamW
+// pass writes each weight's old value into lastGood_ as it goes and checks the new one, so the guard
+// costs one extra store stream, not a copy and a check pass. The optimizer's moments are not rolled
+// back: set training up again before continuing. On CUDA these checks would cost a device sync per
+// step and are skipped; the loss check still stops training. NER_CPU_STEP_GUARD=0 skips the backup and
+// check on the CPU too (the loss and gradient-norm checks stay).
 void Trainer::optimizerStep(int64_t epoch) {
   const double factor = learningRateFactor(step_);
   auto& groups = optimizer_->param_groups();
   for (size_t g = 0; g < groups.size(); ++g)
     static_cast<torch::optim::AdamWOptions&>(groups[g].options()).lr(baseLearningRates_[g] * factor);
-  const auto gradNorm = clipGradients();
-  const bool guarded = cpuStepGuard_ && !device_.is_cuda();
-  const std::string where = "step " + std::to_string(step_ + 1) + " (epoch " + std::to_string(epoch + 1) + ")";
-  if (!device_.is_cuda() && !std::isfinite(gradNorm.item<double>())) {
-    optimizer_->zero_grad();
-    throw NonFiniteLossError("gradients became non-finite at " + where + "; weights are kept from the step before");
-  }
-  auto params = model_->parameters();
   torch::NoGradGuard noGrad;
-  if (guarded) {
-    if (lastGood_.size() != params.size()) {
-      lastGood_.clear();
-      for (const auto& p : params) lastGood_.push_back(torch::empty_like(p));
+  const auto totalNorm = gradientNorm();
+  const bool onCpu = !device_.is_cuda();
+  const std::string where = "step " + std::to_string(step_ + 1) + " (epoch " + std::to_string(epoch + 1) + ")";
+  // clip_grad_norm_'s coefficient, computed as its float32 tensor ops do: min(1, max / (norm + 1e-6)).
+  float gradScale = 1.0f;
+  if (onCpu) {
+    const float norm = totalNorm.item<float>();
+    if (!std::isfinite(norm)) {
+      clearGradients();
+      throw NonFiniteLossError("gradients became non-finite at " + where + "; weights are kept from the step before");
     }
-    for (size_t i = 0; i < params.size(); ++i) lastGood_[i].copy_(params[i]);
+    if (options_.maxGradNorm > 0) gradScale = std::min(1.0f, static_cast<float>(options_.maxGradNorm) / (norm + 1e-6f));
   }
+  if (!cpuAdamW_ && options_.maxGradNorm > 0) {
+    auto coefficient = (options_.maxGradNorm / (totalNorm + 1e-6)).clamp_max(1.0);
+    for (auto& p : model_->parameters())
+      if (p.grad().defined()) p.grad().mul_(coefficient);
+  }
+  // Parameters in optimizer order, which is the order of lastGood_.
+  std::vector<torch::Tensor> params;
+  for (auto& group : groups)
+    for (auto& p : group.params()) params.push_back(p);
+  const bool guarded = cpuStepGuard_ && onCpu;
+  std::vector<bool> touched(params.size());
+  for (size_t i = 0; i < params.size(); ++i) touched[i] = params[i].grad().defined();
+  if (guarded && lastGood_.size() != params.size()) lastGood_.assign(params.size(), torch::Tensor());
+  if (guarded && !cpuAdamW_)
+    for (size_t i = 0; i < params.size(); ++i)
+      if (touched[i]) lastGood_[i] = params[i].detach().clone();
   auto restore = [&] {
     if (guarded)
-      for (size_t i = 0; i < params.size(); ++i) params[i].copy_(lastGood_[i]);
-    optimizer_->zero_grad();
+      for (size_t i = 0; i < params.size(); ++i)
+        if (touched[i] && lastGood_[i].defined()) params[i].detach().copy_(lastGood_[i]);
+    clearGradients();
   };
+  bool finite = true;
   try {
-    if (fusedAdamW_)
+    if (cpuAdamW_)
+      finite = cpuAdamWStep(gradScale, guarded);
+    else if (fusedAdamW_)
       fusedAdamWStep();
     else
       optimizer_->step();
@@ -188,15 +254,14 @@ void Trainer::optimizerStep(int64_t epoch) {
     throw std::runtime_error("the optimizer failed at " + where + ": " + (c10error ? c10error->what_without_backtrace() : e.what()) +
                              " (is the learning rate too large for float32?)" + (guarded ? "; weights are kept from the step before" : ""));
   }
-  if (guarded) {
-    for (const auto& p : params) {
-      if (torch::isfinite(p).all().item<bool>()) continue;
-      restore();
-      throw NonFiniteLossError("weights became non-finite in the update at " + where +
-                               " (learning rate or weight decay too large?); they are restored to those of the step before");
-    }
+  if (guarded && !cpuAdamW_)
+    for (const auto& p : params) finite &= torch::isfinite(p).all().item<bool>();
+  if (guarded && !finite) {
+    restore();
+    throw NonFiniteLossError("weights became non-finite in the update at " + where +
+                             " (learning rate or weight decay too large?); they are restored to those of the step before");
   }
-  optimizer_->zero_grad();
+  clearGradients();
   ++step_;
 }
 
@@ -215,32 +280,56 @@ EpochSummary Trainer::runEpoch(const EncodedDataset& data, int64_t epoch,
   int64_t windowTokens = 0, windowSentences = 0, windowBatches = 0;
   auto windowStart = start;
   int64_t micro = 0;
+  // NER_PROFILE=trace.json: LibTorch's profiler over this epoch, written as a Chrome trace (what
+  // BENCHMARKS.md's step breakdown is made from: scripts/profile-step.mjs).
+  std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
+  if (const char* trace = std::getenv("NER_PROFILE"); trace && *trace)
+    profile = std::make_unique<torch::autograd::profiler::RecordProfile>(std::string(trace));
+  auto phaseStart = std::chrono::steady_clock::now();
+  auto lap = [&](double& phase) {
+    const auto now = std::chrono::steady_clock::now();
+    phase += std::chrono::duration<double>(now - phaseStart).count();
+    phaseStart = now;
+  };
   for (const auto& windows : plan.batches) {
     if (cancel.load()) {
       summary.cancelled = true;
       break;
     }
     if (step_ >= totalSteps_) break;
+    phaseStart = std::chrono::steady_clock::now();
     auto batch = makeBatch(data, windows, device_);
+    lap(summary.phases.batch);
     torch::Tensor loss;
     {
+      RECORD_FUNCTION("ner::forward", std::vector<c10::IValue>());
       compat::CudaAutocast autocast(options_.bf16);
       loss = model_->loss(batch);
     }
     // On the CPU the check is free (work is synchronous); on CUDA it waits for the progress report.
     if (onCpu && !std::isfinite(loss.item<double>())) {
-      optimizer_->zero_grad();
+      clearGradients();
       throw NonFiniteLossError("loss became non-finite at step " + std::to_string(step_ + 1) +
                                " (epoch " + std::to_string(epoch + 1) + "); weights are kept from the step before");
     }
-    (loss / options_.gradientAccumulation).backward();
+    lap(summary.phases.forward);
+    {
+      RECORD_FUNCTION("ner::backward", std::vector<c10::IValue>());
+      (loss / options_.gradientAccumulation).backward();
+    }
+    lap(summary.phases.backward);
     lossSum += loss.detach();
     ++windowBatches;
     windowTokens += batch.realTokens;
     windowSentences += static_cast<int64_t>(windows.size());
     summary.tokens += batch.realTokens;
     summary.sentences += static_cast<int64_t>(windows.size());
-    if (++micro % options_.gradientAccumulation == 0) optimizerStep(epoch);
+    summary.paddedTokens += batch.inputIds.numel();
+    if (++micro % options_.gradientAccumulation == 0) {
+      RECORD_FUNCTION("ner::optimizer", std::vector<c10::IValue>());
+      optimizerStep(epoch);
+      lap(summary.phases.optimizer);
+    }
     ++summary.steps;
     if (summary.steps % options_.progressEvery == 0 || summary.steps == static_cast<int64_t>(plan.batches.size())) {
       const double meanLoss = lossSum.item<double>() / windowBatches;  // the one sync per report

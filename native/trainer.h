@@ -37,9 +37,17 @@ struct TrainProgress {
   double loss = 0, learningRate = 0, tokensPerSecond = 0, sentencesPerSecond = 0, elapsedSeconds = 0;
 };
 
+// Where an epoch's time went, in seconds (wall clock of the training thread; on CUDA the phases are
+// asynchronous, so only the CPU figures mean what they say).
+struct StepPhases {
+  double batch = 0, forward = 0, backward = 0, optimizer = 0;
+};
+
 struct EpochSummary {
   int64_t epoch = 0, steps = 0, sentences = 0, tokens = 0;
+  int64_t paddedTokens = 0;  // token positions computed, pads included (sum of batch x longest window)
   double meanLoss = 0, seconds = 0;
+  StepPhases phases;
   bool cancelled = false;
 };
 
@@ -66,14 +74,20 @@ class Trainer {
  private:
   double learningRateFactor(int64_t step) const;
   void optimizerStep(int64_t epoch);
-  void fusedAdamWStep();  // CUDA + LibTorch 2.x: what optimizer_->step() does, in one kernel per group
-  torch::Tensor clipGradients();
+  // What optimizer_->step() does, on the optimizer's own state: CUDA + LibTorch 2.x in one fused
+  // kernel per group; the CPU in one pass per parameter (adamw.h), the clipping coefficient folded in.
+  void fusedAdamWStep();
+  bool cpuAdamWStep(float gradScale, bool keepBackup);
+  torch::optim::AdamWParamState& adamState(const torch::Tensor& param);
+  torch::Tensor gradientNorm();
+  void clearGradients();
 
   BertTagger model_;
   torch::Device device_;
   TrainOptions options_;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   bool fusedAdamW_ = false;  // see fusedAdamWStep; NER_FUSED_ADAMW=0 in the environment turns it off
+  bool cpuAdamW_ = false;    // see cpuAdamWStep; NER_CPU_ADAMW=0 falls back to torch::optim::AdamW
   bool cpuStepGuard_ = true;  // see optimizerStep; NER_CPU_STEP_GUARD=0 in the environment turns it off
   std::vector<double> baseLearningRates_;  // per parameter group
   int64_t step_ = 0, totalSteps_ = 0, warmupSteps_ = 0;

@@ -23,16 +23,34 @@ if compgen -G "/usr/lib/*/cmake/Torch/TorchConfig.cmake" >/dev/null || [[ " ${pa
   dpkg -s libopenblas0-openmp >/dev/null 2>&1 || packages+=(libopenblas0-openmp)
 fi
 
+sudo=""
+[[ $(id -u) -ne 0 ]] && sudo="sudo"
+
+# Pins the OpenMP OpenBLAS for libblas.so.3, liblapack.so.3 and libopenblas.so.0 (all three: LibTorch
+# links each). In auto mode a later install of the pthread build (python3-numpy pulls it in) takes over
+# with a higher priority, and its own thread pool then competes with LibTorch's OpenMP threads.
+pin_openblas() {
+  command -v update-alternatives >/dev/null || return 0
+  local triplet
+  triplet=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+  for lib in libblas.so.3 liblapack.so.3 libopenblas.so.0; do
+    local target="/usr/lib/$triplet/openblas-openmp/$lib"
+    [[ -e "$target" ]] || continue
+    $sudo update-alternatives --set "$lib-$triplet" "$target" >/dev/null
+  done
+  echo "setup: BLAS pinned to OpenMP OpenBLAS ($(readlink -f "/usr/lib/$triplet/libblas.so.3"))"
+}
+
 if ((${#packages[@]} == 0)); then
   echo "setup: toolchain and LibTorch already present"
+  pin_openblas
   exit 0
 fi
 if ! command -v apt-get >/dev/null; then
   echo "setup: missing ${packages[*]}; install them with your system's package manager (or set LIBTORCH_DIR)" >&2
   exit 1
 fi
-sudo=""
-[[ $(id -u) -ne 0 ]] && sudo="sudo"
 echo "setup: installing ${packages[*]} with apt-get"
 $sudo apt-get update -q
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${packages[@]}"
+pin_openblas

@@ -327,7 +327,7 @@ async function runTrain(cmd: TrainCommand, io: Io): Promise<number> {
       onEpoch: (e) => {
         logger.epoch(e);
         const head = `epoch ${e.epoch}: train loss ${e.trainLoss.toFixed(4)}, ${e.seconds.toFixed(1)} s, ` +
-          `${e.sentencesPerSecond.toFixed(0)} sentences/s${e.isBest ? " (best so far)" : ""}`;
+          `${e.sentencesPerSecond.toFixed(0)} sentences/s, ${(100 * e.padFraction).toFixed(1)}% padding${e.isBest ? " (best so far)" : ""}`;
         bar.log(e.dev ? `${head}\ndev:\n${formatReport(e.dev.report)}` : head, io.out);
       },
     });

@@ -35,6 +35,10 @@ export interface EpochResult {
   seconds: number;
   sentencesPerSecond: number;
   tokensPerSecond: number;
+  /** Share of the computed token positions that were padding (length grouping keeps it small). */
+  padFraction: number;
+  /** Seconds per phase of the training steps (CPU; on CUDA the phases overlap and only the sum is real). */
+  phaseSeconds: { batch: number; forward: number; backward: number; optimizer: number };
   dev?: EvaluationResult;
   isBest: boolean;
 }
@@ -243,6 +247,8 @@ export class Engine {
         seconds: summary.seconds,
         sentencesPerSecond: summary.sentences / Math.max(summary.seconds, 1e-9),
         tokensPerSecond: summary.tokens / Math.max(summary.seconds, 1e-9),
+        padFraction: summary.paddedTokens > 0 ? 1 - summary.tokens / summary.paddedTokens : 0,
+        phaseSeconds: summary.phaseSeconds,
         isBest: false,
       };
       if (data.dev && !cancelled) {

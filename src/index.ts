@@ -29,7 +29,43 @@ export function crfMarginals(input: CrfInput): number[][][] {
   return native().crfMarginals(input);
 }
 
-/** Which LibTorch the addon was built against, whether CUDA is usable, and the CPU threads it uses. */
-export function runtimeInfo(): { libtorch: string; cuda: boolean; threads: number } {
-  return { libtorch: native().libtorchVersion, cuda: native().cudaAvailable, threads: native().intraOpThreads };
+/** What the engine runs on, as decided when the addon loaded. */
+export interface RuntimeInfo {
+  /** LibTorch version the addon was built against. */
+  libtorch: string;
+  cuda: boolean;
+  /** CPUs this process may use (affinity mask, capped by a cgroup CPU quota) and which of the two decided. */
+  cores: number;
+  coresSource: string;
+  /** ATen intra-op threads (same as the old `threads`). */
+  threads: number;
+  blas: {
+    /** "openblas-openmp", "openblas-pthread", "openblas-serial", "mkl", "blis", "atlas", "reference" or "unknown". */
+    provider: string;
+    /** The library file LibTorch's sgemm_ resolves to. */
+    library: string;
+    /** OpenBLAS's build configuration and CPU kernel (OPENBLAS_CORETYPE picks the kernel). */
+    config: string;
+    threads: number;
+  };
+  /** Why these thread counts: the environment variables obeyed, or the rule applied. */
+  threadSource: string;
+  /** Set when the setup is known to be slow (the reference BLAS); also emitted as a process warning. */
+  warning?: string;
+}
+
+/** Which LibTorch and BLAS the addon runs on, with how many threads, and why. */
+export function runtimeInfo(): RuntimeInfo {
+  const n = native();
+  const r = n.runtime;
+  return {
+    libtorch: n.libtorchVersion,
+    cuda: n.cudaAvailable,
+    cores: r.cores,
+    coresSource: r.coresSource,
+    threads: r.atenThreads,
+    blas: { provider: r.blasProvider, library: r.blasLibrary, config: r.blasConfig, threads: r.blasThreads },
+    threadSource: r.threadSource,
+    ...(r.warning ? { warning: r.warning } : {}),
+  };
 }

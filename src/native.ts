@@ -85,6 +85,10 @@ export interface NativeEpochSummary {
   tokens: number;
   meanLoss: number;
   seconds: number;
+  /** Token positions computed, pads included (batch size x longest window, summed over batches). */
+  paddedTokens: number;
+  /** Seconds of the training thread per phase of a step (CPU figures; CUDA phases are asynchronous). */
+  phaseSeconds: { batch: number; forward: number; backward: number; optimizer: number };
   cancelled: boolean;
   globalStep: number;
   callbackError?: string;
@@ -147,12 +151,24 @@ export interface NativeAddon {
   crfMarginals(input: CrfInput): number[][][];
   libtorchVersion: string;
   cudaAvailable: boolean;
-  /** CPU threads LibTorch uses for one op (all cores unless OMP_NUM_THREADS says otherwise). */
-  intraOpThreads: number;
+  /** The CPU budget, the BLAS behind LibTorch and the thread counts chosen when the addon loaded (native/runtime.h). */
+  runtime: NativeRuntime;
   /** Built with at::_fused_adamw_ (LibTorch 2.x): CUDA training uses it unless NER_FUSED_ADAMW=0 is set. */
   fusedAdamW: boolean;
   /** The CUDA caching allocator's byte counts on the current device; null on the CPU or a LibTorch without them. */
   cudaMemoryStats(): CudaMemoryStats | null;
+}
+
+export interface NativeRuntime {
+  cores: number;
+  coresSource: string;
+  atenThreads: number;
+  blasThreads: number;
+  blasLibrary: string;
+  blasProvider: string;
+  blasConfig: string;
+  threadSource: string;
+  warning: string;
 }
 
 export interface CudaMemoryStats {
@@ -176,5 +192,6 @@ export function native(): NativeAddon {
     throw new NerEngineError(`the native addon is not built (${file} is missing): run \`npm install\` (or \`npm run build\`)`);
   }
   cached = createRequire(import.meta.url)(file) as NativeAddon;
+  if (cached.runtime.warning) process.emitWarning(cached.runtime.warning, { code: "NER_ENGINE_SLOW_BLAS" });
   return cached;
 }

@@ -1,11 +1,11 @@
 // The addon's entry point: registers the exports of the binding's files.
 #include <cstdlib>
-#include <thread>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
 
 #include "napi_util.h"
+#include "runtime.h"
 
 // The CUDA caching allocator's statistics: only where LibTorch 2.x was built with CUDA (NER_WITH_CUDA,
 // set by CMakeLists.txt) and its headers are reachable; everywhere else cudaMemoryStats() returns null.
@@ -50,8 +50,6 @@ Napi::Value CudaMemoryStats(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  // Some LibTorch builds (Debian's among them) start with one intra-op thread whatever the machine;
-  // use every core unless the user chose with OMP_NUM_THREADS.
 #if defined(__GLIBC__)
   // LibTorch's CPU tensors come from malloc. With glibc's defaults, each step's large activations are
   // mmap'ed and unmapped (or trimmed) again, and the page faults cost several percent of a training
@@ -62,10 +60,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     mallopt(M_TRIM_THRESHOLD, 1 << 30);
   }
 #endif
-  if (std::getenv("OMP_NUM_THREADS") == nullptr) {
-    const auto cores = std::thread::hardware_concurrency();
-    if (cores > 0) at::set_num_threads(static_cast<int>(cores));
-  }
+  const auto runtime = ner::configureRuntime();
   ner::binding::InitTagger(env, exports);
   ner::binding::InitCrf(env, exports);
   exports.Set("libtorchVersion", Napi::String::New(env, TORCH_VERSION));
@@ -73,7 +68,19 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaMemoryStats", Napi::Function::New(env, CudaMemoryStats));
   // Built with at::_fused_adamw_ (LibTorch 2.x): CUDA training uses it unless NER_FUSED_ADAMW=0.
   exports.Set("fusedAdamW", Napi::Boolean::New(env, NER_HAS_FUSED_ADAMW));
-  exports.Set("intraOpThreads", Napi::Number::New(env, at::get_num_threads()));
+  // Some LibTorch builds (Debian's among them) start with one intra-op thread whatever the machine:
+  // configureRuntime (native/runtime.h) sets ATen's and the BLAS's threads from the cores and the BLAS.
+  auto info = Napi::Object::New(env);
+  info.Set("cores", runtime.cores);
+  info.Set("coresSource", runtime.coresSource);
+  info.Set("atenThreads", runtime.atenThreads);
+  info.Set("blasThreads", runtime.blasThreads);
+  info.Set("blasLibrary", runtime.blasLibrary);
+  info.Set("blasProvider", runtime.blasProvider);
+  info.Set("blasConfig", runtime.blasConfig);
+  info.Set("threadSource", runtime.threadSource);
+  info.Set("warning", runtime.warning);
+  exports.Set("runtime", info);
   return exports;
 }
 

@@ -342,6 +342,13 @@ class EpochWorker : public Napi::AsyncProgressQueueWorker<TrainProgress> {
     o.Set("tokens", static_cast<double>(summary_.tokens));
     o.Set("meanLoss", summary_.meanLoss);
     o.Set("seconds", summary_.seconds);
+    o.Set("paddedTokens", static_cast<double>(summary_.paddedTokens));
+    auto phases = Napi::Object::New(env);
+    phases.Set("batch", summary_.phases.batch);
+    phases.Set("forward", summary_.phases.forward);
+    phases.Set("backward", summary_.phases.backward);
+    phases.Set("optimizer", summary_.phases.optimizer);
+    o.Set("phaseSeconds", phases);
     o.Set("cancelled", summary_.cancelled);
     o.Set("globalStep", static_cast<double>(trainer_->step()));
     if (!callbackError_.empty()) o.Set("callbackError", callbackError_);
