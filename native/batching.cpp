@@ -46,19 +46,35 @@ static std::vector<std::vector<int64_t>> chunk(const std::vector<int64_t>& order
   return batches;
 }
 
-BatchPlan planTrainingBatches(const EncodedDataset& data, int64_t batchSize, std::mt19937_64& rng, int64_t poolBatches) {
+BatchPlan planTrainingBatches(const EncodedDataset& data, int64_t batchSize, std::mt19937_64& rng, LengthGrouping grouping,
+                              int64_t poolBatches) {
   std::vector<int64_t> order(data.numWindows());
   std::iota(order.begin(), order.end(), 0);
   std::shuffle(order.begin(), order.end(), rng);
-  const size_t pool = static_cast<size_t>(batchSize * poolBatches);
-  for (size_t start = 0; start < order.size(); start += pool) {
-    auto end = order.begin() + std::min(order.size(), start + pool);
-    std::stable_sort(order.begin() + start, end,
-                     [&](int64_t a, int64_t b) { return data.windowLength(a) < data.windowLength(b); });
+  const auto longer = [&](int64_t a, int64_t b) { return data.windowLength(a) > data.windowLength(b); };
+  if (grouping == LengthGrouping::Pools) {
+    const size_t pool = static_cast<size_t>(batchSize * poolBatches);
+    for (size_t start = 0; start < order.size(); start += pool) {
+      auto end = order.begin() + std::min(order.size(), start + pool);
+      std::stable_sort(order.begin() + start, end,
+                       [&](int64_t a, int64_t b) { return data.windowLength(a) < data.windowLength(b); });
+    }
+    BatchPlan plan{chunk(order, batchSize)};
+    std::shuffle(plan.batches.begin(), plan.batches.end(), rng);
+    return plan;
   }
-  BatchPlan plan{chunk(order, batchSize)};
-  std::shuffle(plan.batches.begin(), plan.batches.end(), rng);
-  return plan;
+  if (grouping == LengthGrouping::Megabatch) {
+    // transformers.trainer_pt_utils.get_length_grouped_indices, step for step.
+    const int64_t multiplier = std::max<int64_t>(1, std::min<int64_t>(static_cast<int64_t>(order.size()) / (batchSize * 4), 50));
+    const size_t mega = static_cast<size_t>(multiplier * batchSize);
+    size_t longestMega = 0;
+    for (size_t start = 0; start < order.size(); start += mega) {
+      std::stable_sort(order.begin() + start, order.begin() + std::min(order.size(), start + mega), longer);
+      if (data.windowLength(order[start]) > data.windowLength(order[longestMega])) longestMega = start;
+    }
+    std::swap(order[0], order[longestMega]);  // the longest window leads, so an out-of-memory shows at once
+  }
+  return BatchPlan{chunk(order, batchSize)};
 }
 
 BatchPlan planEvaluationBatches(const EncodedDataset& data, int64_t batchSize) {

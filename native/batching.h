@@ -29,10 +29,17 @@ struct BatchPlan {
   std::vector<std::vector<int64_t>> batches;  // window indices of each batch
 };
 
-// Training order: shuffle with the seed, then sort by length inside pools of `poolBatches` batches so
-// each batch pads only to its own longest window; the batch order is shuffled again.
+// How training batches are cut (training.groupByLength).
+enum class LengthGrouping {
+  None,       // random order (HF's default RandomSampler): batches pad to their longest, often far
+  Pools,      // shuffle, sort by length inside pools of `poolBatches` batches, shuffle the batches (default)
+  Megabatch,  // HF group_by_length (LengthGroupedSampler): megabatches of min(n / (4 x batch), 50) batches,
+              // each sorted longest first, taken in order, the longest batch of all first
+};
+
+// Training order for one epoch, from `rng` (seeded per epoch by the trainer).
 BatchPlan planTrainingBatches(const EncodedDataset& data, int64_t batchSize, std::mt19937_64& rng,
-                              int64_t poolBatches = 50);
+                              LengthGrouping grouping = LengthGrouping::Pools, int64_t poolBatches = 50);
 // Evaluation order: sorted by length (least padding), every window exactly once.
 BatchPlan planEvaluationBatches(const EncodedDataset& data, int64_t batchSize);
 

@@ -270,7 +270,7 @@ EpochSummary Trainer::runEpoch(const EncodedDataset& data, int64_t epoch,
                                const std::atomic<bool>& cancel) {
   std::mt19937_64 rng(static_cast<uint64_t>(options_.seed) * 1000003ULL + static_cast<uint64_t>(epoch));
   torch::manual_seed(options_.seed * 1000003 + epoch);  // dropout masks repeat too
-  const auto plan = planTrainingBatches(data, options_.batchSize, rng);
+  const auto plan = planTrainingBatches(data, options_.batchSize, rng, options_.lengthGrouping);
   model_->train();
   EpochSummary summary;
   summary.epoch = epoch;

@@ -28,6 +28,7 @@ struct TrainOptions {
   int64_t warmupSteps = 0;        // wins over warmupRatio when > 0
   double maxGradNorm = 1.0;       // <= 0 disables clipping
   double adamBeta1 = 0.9, adamBeta2 = 0.999, adamEpsilon = 1e-8;
+  LengthGrouping lengthGrouping = LengthGrouping::Pools;
   bool bf16 = false;              // CUDA only
   bool tf32 = false;              // CUDA only
 };

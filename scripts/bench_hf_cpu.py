@@ -206,7 +206,7 @@ def main():
         optimizer = torch.optim.AdamW(groups, lr=5e-5, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
         total = a.warmup + a.steps
         scheduler = get_linear_schedule_with_warmup(optimizer, num_warmup_steps=0, num_training_steps=total)
-        model.zero_grad(set_to_none=True)
+        model.zero_grad()
         it, steps = iter(loader), a.steps
         for step in range(total):
             t = time.perf_counter()
@@ -221,7 +221,7 @@ def main():
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             scheduler.step()
-            model.zero_grad(set_to_none=True)
+            model.zero_grad()  # as Trainer 4.32 calls it: on torch 1.13 that zeroes (set_to_none=False)
             dt = time.perf_counter() - t
             if step >= a.warmup:
                 times.append(dt)

@@ -71,6 +71,7 @@ Run "ner-engine <command> --help" for the options of a command.`,
   --out DIR            run directory (model, metrics.json, log.jsonl, report.html)
   --epochs N  --batch-size N  --lr X  --max-length N  --seed N  --max-steps N  --patience N
   --device auto|cpu|cuda  --bf16  --tf32  --label-all-subtokens  --document-context
+  --group-by-length G  on (default: length-sorted pools, shuffled) | hf (HF's megabatches) | off
   --verbose            full stack traces for unexpected errors`,
   evaluate: `Usage: ner-engine evaluate --model DIR --data FILE [--format F] [--scheme S] [--out DIR] [--device D]
 
@@ -91,6 +92,11 @@ function oneOf<T extends string>(flag: string, value: string | undefined, allowe
   return value as T;
 }
 
+function groupByLengthFlag(value: string | undefined): boolean | "hf" | undefined {
+  const choice = oneOf("group-by-length", value, ["on", "hf", "off"] as const);
+  return choice === undefined ? undefined : choice === "hf" ? "hf" : choice === "on";
+}
+
 function numberFlag(flag: string, value: string | undefined, integer: boolean): number | undefined {
   if (value === undefined) return undefined;
   const n = value.trim() === "" ? NaN : Number(value);
@@ -107,7 +113,7 @@ const OPTIONS = {
   train: {
     ...COMMON, train: str, dev: str, test: str, format: str, scheme: str, model: str, tokenizer: str, "vocab-size": str, head: str, config: str, out: str,
     epochs: str, "batch-size": str, lr: str, "max-length": str, seed: str, "max-steps": str, patience: str,
-    bf16: bool, tf32: bool, "label-all-subtokens": bool, "document-context": bool,
+    bf16: bool, tf32: bool, "group-by-length": str, "label-all-subtokens": bool, "document-context": bool,
   },
   evaluate: { ...COMMON, model: str, data: str, format: str, scheme: str, out: str },
   predict: { ...COMMON, model: str, text: str, input: str },
@@ -189,6 +195,7 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
       seed: numberFlag("seed", v.seed, true),
       maxSteps: numberFlag("max-steps", v["max-steps"], true),
       earlyStoppingPatience: numberFlag("patience", v.patience, true),
+      groupByLength: groupByLengthFlag(v["group-by-length"]),
       bf16: v.bf16,
       tf32: v.tf32,
     },

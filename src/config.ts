@@ -99,6 +99,12 @@ const trainingSchema = z.strictObject({
   seed: int(0).default(42),
   /** Stop after this many optimizer steps (overrides epochs, like max_steps). */
   maxSteps: int(1).optional(),
+  /**
+   * How batches are formed. true (default): shuffle, sort by length within pools of 50 batches, shuffle
+   * the batches, so each pads only to its own longest; "hf": HF `group_by_length` exactly (its
+   * LengthGroupedSampler's megabatches, longest first); false: random order (HF's default).
+   */
+  groupByLength: z.union([z.boolean(), z.literal("hf")]).default(true),
   /** Report progress every N optimizer steps. */
   progressEvery: int(1).default(10),
   evalBatchSize: int(1).default(64),

@@ -224,6 +224,7 @@ export class Engine {
       adamEpsilon: c.training.adamEpsilon,
       bf16: c.training.bf16,
       tf32: c.training.tf32,
+      lengthGrouping: c.training.groupByLength === "hf" ? "megabatch" : c.training.groupByLength ? "pools" : "none",
     });
 
     const history: TrainingHistory = { epochs: [], stoppedEarly: false, cancelled: false, seconds: 0 };

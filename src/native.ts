@@ -65,6 +65,7 @@ export interface NativeTrainOptions {
   adamEpsilon: number;
   bf16: boolean;
   tf32: boolean;
+  lengthGrouping: "none" | "pools" | "megabatch";
 }
 
 export interface NativeProgress {

@@ -190,6 +190,14 @@ inline TrainOptions trainOptionsFromJs(const Napi::Object& o) {
   t.adamEpsilon = requireNumber(o, "adamEpsilon", t.adamEpsilon);
   t.bf16 = optionalBool(o, "bf16", false);
   t.tf32 = optionalBool(o, "tf32", false);
+  const auto grouping = o.Get("lengthGrouping");
+  if (!grouping.IsUndefined()) {
+    const std::string name = grouping.IsString() ? grouping.As<Napi::String>().Utf8Value() : "";
+    if (name == "none") t.lengthGrouping = LengthGrouping::None;
+    else if (name == "pools") t.lengthGrouping = LengthGrouping::Pools;
+    else if (name == "megabatch") t.lengthGrouping = LengthGrouping::Megabatch;
+    else throw std::invalid_argument("training options: lengthGrouping must be \"none\", \"pools\" or \"megabatch\"");
+  }
   return t;
 }
 

@@ -33,7 +33,7 @@ afterEach(() => {
   delete process.env.NER_CPU_ADAMW;
 });
 
-async function trainAndSave(head: "softmax" | "bilstm-crf"): Promise<{ weights: Buffer; losses: number[]; padFraction: number; phases: Record<string, number> }> {
+async function trainAndSave(head: "softmax" | "bilstm-crf", groupByLength: boolean | "hf" = true): Promise<{ weights: Buffer; losses: number[]; padFraction: number; phases: Record<string, number> }> {
   const engine = new Engine({
     tokenizer: tokenizerDir,
     device: "cpu",
@@ -41,7 +41,7 @@ async function trainAndSave(head: "softmax" | "bilstm-crf"): Promise<{ weights: 
     head: { kind: head, lstmHiddenSize: 16 },
     data: { maxLength: 32 },
     // A large learning rate and a small clip norm: clipping engages, weight decay acts.
-    training: { epochs: 2, batchSize: 8, learningRate: 3e-3, weightDecay: 0.01, maxGradNorm: 0.5, warmupSteps: 3, progressEvery: 1, seed: 11 },
+    training: { epochs: 2, batchSize: 8, learningRate: 3e-3, weightDecay: 0.01, maxGradNorm: 0.5, warmupSteps: 3, progressEvery: 1, seed: 11, groupByLength },
   });
   const losses: number[] = [];
   const history = await engine.fit({ train: { source: "synthetic", sentences } }, { onProgress: (p: TrainProgress) => losses.push(p.loss) });
@@ -72,6 +72,19 @@ describe("the CPU AdamW pass", () => {
     expect(padFraction).toBeGreaterThanOrEqual(0);
     expect(padFraction).toBeLessThan(0.5); // length-grouped batches of 8 from lengths 2..15
     for (const key of ["batch", "forward", "backward", "optimizer"]) expect(phases[key]).toBeGreaterThan(0);
+  });
+});
+
+describe("length grouping", () => {
+  it("pads least with length-sorted pools or HF's megabatches, most in random order", async () => {
+    const pools = await trainAndSave("softmax", true);
+    const megabatch = await trainAndSave("softmax", "hf");
+    const random = await trainAndSave("softmax", false);
+    expect(pools.padFraction).toBeLessThan(random.padFraction / 2);
+    expect(megabatch.padFraction).toBeLessThan(random.padFraction / 2);
+    expect(random.padFraction).toBeGreaterThan(0.2); // lengths 2..15 in batches of 8
+    // Different orders, different runs.
+    expect(pools.losses).not.toEqual(megabatch.losses);
   });
 });
 
