@@ -4,6 +4,8 @@
 #include <torch/version.h>
 #include <ATen/autocast_mode.h>
 
+#include "dropout.h"
+
 #if TORCH_VERSION_MAJOR >= 2
 #define NER_HAS_SDPA 1
 #else
@@ -34,7 +36,7 @@ inline torch::Tensor scaledDotProductAttention(const torch::Tensor& q, const tor
   // Same additive bias as HF (the dtype's lowest value), so fully padded keys get exactly zero weight.
   scores = scores.masked_fill(keepMask.logical_not(), std::numeric_limits<float>::lowest());
   auto probs = torch::softmax(scores, -1);
-  if (training && dropout > 0) probs = torch::dropout(probs, dropout, true);
+  if (training && dropout > 0) probs = ner::applyDropout(probs, dropout, true);
   return torch::matmul(probs, v);
 }
 

@@ -1,6 +1,7 @@
 #include "encoder.h"
 
 #include "compat.h"
+#include "dropout.h"
 
 namespace nn = torch::nn;
 
@@ -24,17 +25,61 @@ static nn::LayerNorm makeLayerNorm(const BertConfig& c) {
   return nn::LayerNorm(nn::LayerNormOptions({c.hiddenSize}).eps(c.layerNormEps));
 }
 
+namespace {
+
+// nn::Embedding's lookup with a CPU backward that adds each row's gradient in place. ATen 1.13's
+// embedding_dense_backward on the CPU goes through index_add_, which for a 2-D weight does a select()
+// and an add_() per token: ~1/20 of a BERT-mini training step for the three embedding tables. The
+// sum per row is taken in the same token order, so the gradient is the same to the bit.
+struct EmbeddingLookup : torch::autograd::Function<EmbeddingLookup> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& weight, const torch::Tensor& ids) {
+    ctx->save_for_backward({ids});
+    ctx->saved_data["rows"] = weight.size(0);
+    auto flat = ids.reshape({-1});
+    auto out = weight.index_select(0, flat);
+    auto shape = ids.sizes().vec();
+    shape.push_back(weight.size(1));
+    return out.view(shape);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
+    const auto ids = ctx->get_saved_variables()[0].reshape({-1}).to(torch::kLong).contiguous();
+    const auto grad = grads[0].reshape({ids.size(0), -1}).to(torch::kFloat).contiguous();
+    const int64_t rows = ctx->saved_data["rows"].toInt(), width = grad.size(1);
+    auto weightGrad = torch::zeros({rows, width}, grad.options());
+    const int64_t* id = ids.data_ptr<int64_t>();
+    const float* g = grad.data_ptr<float>();
+    float* out = weightGrad.data_ptr<float>();
+    for (int64_t t = 0; t < ids.size(0); ++t) {
+      float* row = out + id[t] * width;
+      const float* src = g + t * width;
+      for (int64_t j = 0; j < width; ++j) row[j] += src[j];
+    }
+    return {weightGrad, torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+torch::Tensor embeddingLookup(const torch::Tensor& weight, const torch::Tensor& ids) {
+  if (weight.is_cpu() && weight.scalar_type() == torch::kFloat && weight.requires_grad() && torch::GradMode::is_enabled())
+    return EmbeddingLookup::apply(weight, ids);
+  return torch::embedding(weight, ids);
+}
+
 BertEmbeddingsImpl::BertEmbeddingsImpl(const BertConfig& c) {
   word_embeddings = register_module("word_embeddings", nn::Embedding(c.vocabSize, c.hiddenSize));
   position_embeddings = register_module("position_embeddings", nn::Embedding(c.maxPositionEmbeddings, c.hiddenSize));
   token_type_embeddings = register_module("token_type_embeddings", nn::Embedding(c.typeVocabSize, c.hiddenSize));
   LayerNorm = register_module("LayerNorm", makeLayerNorm(c));
-  dropout = register_module("dropout", nn::Dropout(c.hiddenDropoutProb));
+  dropout = register_module("dropout", Dropout(c.hiddenDropoutProb));
 }
 
 torch::Tensor BertEmbeddingsImpl::forward(const torch::Tensor& inputIds, const torch::Tensor& tokenTypeIds) {
   auto positions = torch::arange(inputIds.size(1), inputIds.options()).unsqueeze(0);
-  auto embeddings = word_embeddings(inputIds) + position_embeddings(positions) + token_type_embeddings(tokenTypeIds);
+  auto embeddings = embeddingLookup(word_embeddings->weight, inputIds) +
+                    embeddingLookup(position_embeddings->weight, positions) +
+                    embeddingLookup(token_type_embeddings->weight, tokenTypeIds);
   return dropout(LayerNorm(embeddings));
 }
 
@@ -57,7 +102,7 @@ torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& hidden, const 
 BertResidualOutputImpl::BertResidualOutputImpl(int64_t inFeatures, const BertConfig& c) {
   dense = register_module("dense", nn::Linear(inFeatures, c.hiddenSize));
   LayerNorm = register_module("LayerNorm", makeLayerNorm(c));
-  dropout = register_module("dropout", nn::Dropout(c.hiddenDropoutProb));
+  dropout = register_module("dropout", Dropout(c.hiddenDropoutProb));
 }
 
 torch::Tensor BertResidualOutputImpl::forward(const torch::Tensor& hidden, const torch::Tensor& residual) {

@@ -3,6 +3,8 @@
 #pragma once
 #include <torch/torch.h>
 
+#include "dropout.h"
+
 #include "bert_config.h"
 
 namespace ner {
@@ -14,7 +16,7 @@ struct BertEmbeddingsImpl : torch::nn::Module {
 
   torch::nn::Embedding word_embeddings{nullptr}, position_embeddings{nullptr}, token_type_embeddings{nullptr};
   torch::nn::LayerNorm LayerNorm{nullptr};
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
 };
 TORCH_MODULE(BertEmbeddings);
 
@@ -36,7 +38,7 @@ struct BertResidualOutputImpl : torch::nn::Module {
 
   torch::nn::Linear dense{nullptr};
   torch::nn::LayerNorm LayerNorm{nullptr};
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
 };
 TORCH_MODULE(BertResidualOutput);
 
@@ -88,6 +90,9 @@ struct BertModelImpl : torch::nn::Module {
   BertEncoder encoder{nullptr};
 };
 TORCH_MODULE(BertModel);
+
+// weight[ids] as nn::Embedding computes it (no padding_idx), with a faster CPU backward (same sums).
+torch::Tensor embeddingLookup(const torch::Tensor& weight, const torch::Tensor& ids);
 
 // The activations config.json's hidden_act may name.
 torch::Tensor applyActivation(const std::string& name, const torch::Tensor& x);

@@ -1,5 +1,7 @@
 #include "heads.h"
 
+#include "dropout.h"
+
 namespace nn = torch::nn;
 
 namespace ner {
@@ -31,7 +33,7 @@ CrfParamsImpl::CrfParamsImpl(int64_t numTags) {
 BertTaggerImpl::BertTaggerImpl(const BertConfig& bc, const HeadConfig& hc) : bertConfig(bc), head(hc) {
   if (hc.numLabels < 1) throw std::invalid_argument("the tagger needs at least one label");
   bert = register_module("bert", BertModel(bc));
-  dropout = register_module("dropout", nn::Dropout(hc.classifierDropout));
+  dropout = register_module("dropout", Dropout(hc.classifierDropout));
   int64_t features = bc.hiddenSize;
   if (hc.kind == HeadKind::BiLstmCrf || hc.kind == HeadKind::BiLstmAttnCrf) {
     lstm = register_module("lstm", nn::LSTM(nn::LSTMOptions(bc.hiddenSize, hc.lstmHiddenSize)

@@ -6,6 +6,8 @@
 #pragma once
 #include <torch/torch.h>
 
+#include "dropout.h"
+
 #include <string>
 #include <vector>
 
@@ -73,7 +75,7 @@ struct BertTaggerImpl : torch::nn::Module {
   BertConfig bertConfig;
   HeadConfig head;
   BertModel bert{nullptr};
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
   torch::nn::LSTM lstm{nullptr};
   torch::nn::MultiheadAttention attention{nullptr};
   torch::nn::LayerNorm attentionNorm{nullptr};

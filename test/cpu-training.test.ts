@@ -51,11 +51,13 @@ async function trainAndSave(head: "softmax" | "bilstm-crf", groupByLength: boole
 }
 
 describe("the CPU AdamW pass", () => {
-  it("equals torch::optim::AdamW bit for bit on odd-sized tensors, with weight decay and a clipping coefficient", () => {
-    const file = path.join(build, "adamw_check");
+  it("equals torch::optim::AdamW bit for bit on odd-sized tensors, with weight decay and a clipping coefficient; so does the embedding backward; the CPU dropout draws p and scales as torch does", () => {
+    const file = path.join(build, "kernel_check");
     expect(existsSync(file), `${file} is built by npm install`).toBe(true);
     const out = execFileSync(file, { encoding: "utf8" }); // exits 1 on any difference
     expect(out.match(/max \|dw\| 0$/gm)).toHaveLength(10);
+    expect(out).toMatch(/^embedding: max \|d out\| 0, max \|d grad\| 0$/m);
+    expect(out.match(/^dropout 0\.[15]: .* scaled 1, gradient 1, same seed repeats 1, next draw differs 1$/gm)).toHaveLength(2);
   });
 
   it.each(["softmax", "bilstm-crf"] as const)("%s: training with it gives the same losses and weights as torch's AdamW + clip_grad_norm_", async (head) => {

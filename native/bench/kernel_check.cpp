@@ -1,14 +1,20 @@
-// The CPU AdamW pass (native/adamw.cpp) against torch::optim::AdamW: several steps on tensors of odd
-// sizes, with weight decay, per-group learning rates and a clipping coefficient applied as
-// clip_grad_norm_ applies it (g.mul_(coef) before the step). Prints the largest difference and exits 1
-// unless the weights and both moments are bit-identical. Also times one step of each on a
-// 30522 x 256 tensor (the BERT word embedding).  Usage: adamw_check
+// The CPU kernels written by hand against the torch ops they replace; exits 1 unless bit-identical.
+//  - AdamW (native/adamw.cpp) vs torch::optim::AdamW: several steps on tensors of odd sizes, with
+//    weight decay and a clipping coefficient applied as clip_grad_norm_ applies it (g.mul_(coef));
+//    also times one step of each on a 30522 x 256 tensor (the BERT word embedding).
+//  - the embedding backward (native/encoder.cpp embeddingLookup) vs torch::embedding's, repeated ids.
+//  - the CPU dropout (native/dropout.cpp): the share dropped is p within 3 standard deviations, kept
+//    values are x / (1 - p) exactly as torch scales them, the gradient is the same mask and scale, the
+//    same seed gives the same mask and another seed another one.
+// Usage: kernel_check
 #include <torch/torch.h>
 
 #include <chrono>
 #include <cstdio>
 
 #include "adamw.h"
+#include "dropout.h"
+#include "encoder.h"
 
 using ner::AdamWScalars;
 
@@ -83,6 +89,38 @@ int main() {
   });
   std::printf("30522x256: one pass %.2f ms (with backup), torch::optim::AdamW + clip mul %.2f ms (%d threads)\n", ours, theirs,
               at::get_num_threads());
+  {
+    auto weight = torch::randn({50, 24}).requires_grad_(true);
+    auto ids = torch::randint(0, 50, {7, 33}, torch::kLong);  // many repeats
+    auto upstream = torch::randn({7, 33, 24});
+    auto ours = ner::embeddingLookup(weight, ids);
+    auto gradOurs = torch::autograd::grad({ours}, {weight}, {upstream})[0];
+    auto theirs = torch::embedding(weight, ids);
+    auto gradTheirs = torch::autograd::grad({theirs}, {weight}, {upstream})[0];
+    const double dOut = maxDiff(ours, theirs), dGrad = maxDiff(gradOurs, gradTheirs);
+    std::printf("embedding: max |d out| %.3g, max |d grad| %.3g\n", dOut, dGrad);
+    if (dOut != 0 || dGrad != 0) ++failures;
+  }
+  for (double p : {0.1, 0.5}) {
+    const int64_t n = 1 << 20;
+    auto x = (torch::rand({n}) + 0.5).requires_grad_(true);  // no zeros: a zero output means dropped
+    torch::manual_seed(9);
+    auto y = ner::applyDropout(x, p, true);
+    auto grad = torch::autograd::grad({y}, {x}, {torch::ones({n})})[0];
+    torch::manual_seed(9);
+    auto again = ner::applyDropout(x.detach(), p, true);
+    auto other = ner::applyDropout(x.detach(), p, true);
+    const auto kept = y.detach() != 0;
+    const double dropped = 1 - kept.to(torch::kDouble).mean().item<double>();
+    const float scale = 1.0f / static_cast<float>(1 - p);
+    const bool scaled = torch::equal(y.detach().masked_select(kept), x.detach().masked_select(kept) * scale);
+    const bool gradOk = torch::equal(grad, kept.to(torch::kFloat) * scale);
+    const bool repeats = torch::equal(again, y.detach()), differs = !torch::equal(other, y.detach());
+    const bool rateOk = std::abs(dropped - p) < 3 * std::sqrt(p * (1 - p) / n);
+    std::printf("dropout %.1f: dropped %.5f, scaled %d, gradient %d, same seed repeats %d, next draw differs %d\n", p, dropped,
+                scaled, gradOk, repeats, differs);
+    if (!(rateOk && scaled && gradOk && repeats && differs)) ++failures;
+  }
   if (failures) std::printf("FAIL: %d tensors differ\n", failures);
   return failures ? 1 : 0;
 }
