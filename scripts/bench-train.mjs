@@ -162,7 +162,7 @@ ratio("default threads / 1 thread, inference", (g) => g("ours softmax infer") / 
 console.log("\nratios (median of the rounds' ratios; per round in brackets):");
 for (const r of ratios) console.log(`  ${r.label.padEnd(66)} ${r.median.toFixed(2).padStart(6)}x  [${r.perRound.map((x) => x.toFixed(2)).join(", ")}]${r.goal ? `  goal ${r.goal}` : ""}`);
 
-const first = Object.values(results).find((r) => r.length)?.[0] ?? {};
+const first = runs.filter((r) => r.tool === "ner-engine").map((r) => results[r.name][0]).find(Boolean) ?? {};
 const machine = {
   cpu: os.cpus()[0]?.model, cores, node: process.version, openblasCoretype: process.env.OPENBLAS_CORETYPE ?? "(unset)",
   ompNumThreads: process.env.OMP_NUM_THREADS ?? "(unset)", blas: first.blas, date: new Date().toISOString(),
