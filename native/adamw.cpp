@@ -73,14 +73,14 @@ const UpdateChunk updateChunk = pickUpdateChunk();
 
 }  // namespace
 
-bool adamwCpuSupports(const at::Tensor& param, const at::Tensor& grad) {
-  return param.device().is_cpu() && param.scalar_type() == at::kFloat && param.is_contiguous() && grad.defined() &&
-         !grad.is_sparse() && grad.scalar_type() == at::kFloat && grad.is_contiguous() && grad.sizes() == param.sizes();
+bool adamwCpuSupports(const at::Tensor& param) {
+  return param.device().is_cpu() && param.scalar_type() == at::kFloat && param.is_contiguous();
 }
 
 bool adamwStepCpu(at::Tensor& param, const at::Tensor& grad, at::Tensor& expAvg, at::Tensor& expAvgSq,
                   const AdamWScalars& s, at::Tensor* backup) {
-  TORCH_CHECK(adamwCpuSupports(param, grad), "adamwStepCpu: contiguous float32 CPU tensors expected");
+  TORCH_CHECK(adamwCpuSupports(param) && adamwCpuSupports(grad) && grad.sizes() == param.sizes(),
+              "adamwStepCpu: contiguous float32 CPU tensors of one shape expected");
   TORCH_CHECK(expAvg.is_contiguous() && expAvgSq.is_contiguous() && expAvg.numel() == param.numel() &&
                   expAvgSq.numel() == param.numel(),
               "adamwStepCpu: optimizer state does not match the parameter");

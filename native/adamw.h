@@ -15,13 +15,14 @@ struct AdamWScalars {
   double gradScale = 1.0;    // the gradient-clipping coefficient, applied to the gradient first
 };
 
-// Updates param, expAvg and expAvgSq in place (float32, contiguous, CPU, same shape; grad likewise).
+// Updates param, expAvg and expAvgSq in place (float32, contiguous, CPU, same shape; grad likewise; the
+// moments as torch::optim::AdamW allocates them, zeros_like the parameter).
 // When `backup` is defined it receives the weights as they were before the update (for rolling back).
 // Returns false if any updated weight is not finite (the update is still written).
 bool adamwStepCpu(at::Tensor& param, const at::Tensor& grad, at::Tensor& expAvg, at::Tensor& expAvgSq,
                   const AdamWScalars& s, at::Tensor* backup);
 
-// Whether adamwStepCpu can take these tensors (else the caller falls back to torch::optim::AdamW).
-bool adamwCpuSupports(const at::Tensor& param, const at::Tensor& grad);
+// Whether adamwStepCpu can take this parameter (else the caller uses torch::optim::AdamW).
+bool adamwCpuSupports(const at::Tensor& param);
 
 }  // namespace ner

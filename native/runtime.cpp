@@ -54,8 +54,10 @@ struct Blas {
 // searched in the order the dynamic linker uses for it.
 Blas findBlas() {
   Blas blas;
-  void* torch = dlopen("libtorch_cpu.so", RTLD_LAZY | RTLD_NOLOAD);
-  if (!torch) torch = dlopen("libtorch_cpu.so.1.13", RTLD_LAZY | RTLD_NOLOAD);
+  Dl_info self{};  // the library at::set_num_threads lives in, whatever its file name and version
+  void* torch = dladdr(reinterpret_cast<void*>(&at::set_num_threads), &self) && self.dli_fname
+                    ? dlopen(self.dli_fname, RTLD_LAZY | RTLD_NOLOAD)
+                    : nullptr;
   void* sgemm = dlsym(torch ? torch : RTLD_DEFAULT, "sgemm_");
   Dl_info where{};
   if (!sgemm || !dladdr(sgemm, &where) || !where.dli_fname) return blas;

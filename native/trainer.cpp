@@ -73,6 +73,7 @@ Trainer::Trainer(BertTagger model, torch::Device device, TrainOptions options, i
   fusedAdamW_ = NER_HAS_FUSED_ADAMW && device_.is_cuda() && !(fusedEnv && std::string(fusedEnv) == "0");
   const char* cpuAdamEnv = std::getenv("NER_CPU_ADAMW");
   cpuAdamW_ = !device_.is_cuda() && !(cpuAdamEnv && std::string(cpuAdamEnv) == "0");
+  for (const auto& p : model_->parameters()) cpuAdamW_ = cpuAdamW_ && adamwCpuSupports(p);  // else torch's AdamW
   const char* guardEnv = std::getenv("NER_CPU_STEP_GUARD");
   cpuStepGuard_ = !(guardEnv && std::string(guardEnv) == "0");
 }
@@ -126,8 +127,8 @@ void Trainer::fusedAdamWStep() {
 
 // The CPU update, one pass over each parameter (adamw.h) with the gradient scaled by `gradScale` (the
 // clipping coefficient) on the way in. With keepBackup the weights before the update land in lastGood_.
-// Returns false if an updated weight is not finite. A parameter the kernel cannot take (not contiguous
-// float32) goes through torch's own ops, with the same state.
+// Returns false if an updated weight is not finite. Only used when every parameter is contiguous float32
+// on the CPU (checked once, in the constructor).
 bool Trainer::cpuAdamWStep(float gradScale, bool keepBackup) {
   bool finite = true;
   size_t index = 0;
@@ -148,20 +149,8 @@ bool Trainer::cpuAdamWStep(float gradScale, bool keepBackup) {
       scalars.step = s.step();
       scalars.gradScale = gradScale;
       auto param = p.detach();
-      if (adamwCpuSupports(param, p.grad()) && s.exp_avg().is_contiguous() && s.exp_avg_sq().is_contiguous()) {
-        auto expAvg = s.exp_avg(), expAvgSq = s.exp_avg_sq();
-        finite &= adamwStepCpu(param, p.grad(), expAvg, expAvgSq, scalars, backup);
-        continue;
-      }
-      if (backup) *backup = param.clone();
-      auto grad = p.grad() * gradScale;
-      if (scalars.weightDecay != 0) param.mul_(1 - scalars.lr * scalars.weightDecay);
-      s.exp_avg().mul_(scalars.beta1).add_(grad, 1 - scalars.beta1);
-      s.exp_avg_sq().mul_(scalars.beta2).addcmul_(grad, grad, 1 - scalars.beta2);
-      const double bc1 = 1 - std::pow(scalars.beta1, static_cast<double>(s.step()));
-      const double bc2 = 1 - std::pow(scalars.beta2, static_cast<double>(s.step()));
-      param.addcdiv_(s.exp_avg(), (s.exp_avg_sq().sqrt() / std::sqrt(bc2)).add_(scalars.eps), -scalars.lr / bc1);
-      finite &= torch::isfinite(param).all().item<bool>();
+      auto expAvg = s.exp_avg(), expAvgSq = s.exp_avg_sq();
+      finite &= adamwStepCpu(param, p.grad().contiguous(), expAvg, expAvgSq, scalars, backup);
     }
   }
   return finite;
@@ -231,8 +220,11 @@ void Trainer::optimizerStep(int64_t epoch) {
   for (size_t i = 0; i < params.size(); ++i) touched[i] = params[i].grad().defined();
   if (guarded && lastGood_.size() != params.size()) lastGood_.assign(params.size(), torch::Tensor());
   if (guarded && !cpuAdamW_)
-    for (size_t i = 0; i < params.size(); ++i)
-      if (touched[i]) lastGood_[i] = params[i].detach().clone();
+    for (size_t i = 0; i < params.size(); ++i) {
+      if (!touched[i]) continue;
+      if (!lastGood_[i].defined()) lastGood_[i] = torch::empty_like(params[i]);
+      lastGood_[i].copy_(params[i]);
+    }
   auto restore = [&] {
     if (guarded)
       for (size_t i = 0; i < params.size(); ++i)

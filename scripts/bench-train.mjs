@@ -145,13 +145,12 @@ const ratio = (label, f, goal) => {
   if (perRound.some((x) => x === undefined || Number.isNaN(x))) return;
   ratios.push({ label, median: median(perRound), perRound, goal });
 };
-const sps = (get, name) => get(name);
 const bestOf = (get, ...names) => Math.max(...names.map((n) => get(n) ?? -Infinity));
 if (haveHf) {
-  ratio("softmax vs HF group_by_length (its best of 1 thread / all cores)", (g) => sps(g, "ours softmax") / bestOf(g, "hf softmax grouped", `hf softmax grouped ${cores}t`), ">= 2.0");
-  ratio("softmax vs HF group_by_length, 1 thread (HF's default)", (g) => sps(g, "ours softmax") / g("hf softmax grouped"), "");
-  ratio("softmax vs HF random order", (g) => sps(g, "ours softmax") / g("hf softmax random"), ">= 3.0");
-  ratio("bilstm-crf vs HF BERT+BiLSTM+pytorch-crf grouped", (g) => sps(g, "ours bilstm-crf") / g("hf bilstm-crf grouped"), ">= 2.0");
+  ratio("softmax vs HF group_by_length (its best of 1 thread / all cores)", (g) => g("ours softmax") / bestOf(g, "hf softmax grouped", `hf softmax grouped ${cores}t`), ">= 2.0");
+  ratio("softmax vs HF group_by_length, 1 thread (HF's default)", (g) => g("ours softmax") / g("hf softmax grouped"), "");
+  ratio("softmax vs HF random order", (g) => g("ours softmax") / g("hf softmax random"), ">= 3.0");
+  ratio("bilstm-crf vs HF BERT+BiLSTM+pytorch-crf grouped", (g) => g("ours bilstm-crf") / g("hf bilstm-crf grouped"), ">= 2.0");
   ratio("inference softmax vs HF forward (best of 1 / all cores)", (g) => g("ours softmax infer") / bestOf(g, "hf softmax infer", `hf softmax infer ${cores}t`), ">= 5");
   ratio("inference bilstm-crf vs HF + pytorch-crf decode", (g) => g("ours bilstm-crf infer") / g("hf bilstm-crf infer"), "");
   ratio("peak RSS, training softmax: ours / HF grouped", (g) => g("ours softmax", "peakRssBytes") / g("hf softmax grouped", "peakRssBytes"), "<= 1.0");

@@ -30,6 +30,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench_hf import read_conll  # the CoNLL reader of the GPU comparison (scripts/ is on sys.path)
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("NER_SHARED", ROOT.parent / "shared"))
 if os.environ.get("HF_BASELINE"):
@@ -48,34 +50,12 @@ try:
     from transformers import (BertConfig, BertForTokenClassification, BertModel, BertTokenizer,
                               DataCollatorForTokenClassification, get_linear_schedule_with_warmup)
     from transformers.pytorch_utils import ALL_LAYERNORM_LAYERS
-    from transformers.trainer_pt_utils import get_parameter_names
+    from transformers.trainer_pt_utils import LengthGroupedSampler, get_parameter_names
 except ImportError as e:
     sys.exit(f"bench_hf_cpu: the HuggingFace kit is missing ({e}). Set it up as {SHARED / 'hf-baseline/README.md'} "
              f"says (MIRROR=... bash {SHARED / 'hf-baseline/setup.sh'} ~/hf-baseline), then run this script as "
              "PYTHONPATH=~/hf-baseline/src:~/hf-baseline/site /usr/bin/python3 scripts/bench_hf_cpu.py "
              "(or set HF_BASELINE=~/hf-baseline).")
-try:
-    from transformers.trainer_pt_utils import LengthGroupedSampler
-    SAMPLER = "transformers.trainer_pt_utils.LengthGroupedSampler"
-except ImportError:
-    LengthGroupedSampler, SAMPLER = None, "own implementation of LengthGroupedSampler's recipe"
-
-
-def read_conll(path):
-    """Sentences as (words, tags): token = first column, tag = last; blank and -DOCSTART- lines separate."""
-    sentences, words, tags = [], [], []
-    for line in Path(path).read_text(encoding="utf-8").splitlines() + [""]:
-        cols = line.split()
-        if not cols or cols[0] == "-DOCSTART-":
-            if words:
-                sentences.append((words, tags))
-            words, tags = [], []
-        else:
-            words.append(cols[0])
-            tags.append(cols[-1])
-    return sentences
-
-
 def encode(tok, sentences, label_ids, max_length):
     """What tokenize_and_align_labels does with is_split_into_words + word_ids(): each word tokenised apart,
     truncated to max_length with [CLS]/[SEP], label on the first sub-token of each word, -100 elsewhere."""
@@ -198,12 +178,10 @@ def main():
         g.manual_seed(a.seed)
         if a.order == "random":
             sampler, sampler_obj = "torch.utils.data.RandomSampler", torch.utils.data.RandomSampler(features, generator=g)
-        elif LengthGroupedSampler is not None:
-            sampler = SAMPLER
+        else:
+            sampler = "transformers.trainer_pt_utils.LengthGroupedSampler"
             sampler_obj = LengthGroupedSampler(a.batch_size, lengths=[len(f["input_ids"]) for f in features],
                                                generator=g)
-        else:
-            sampler, sampler_obj = SAMPLER, OwnLengthGroupedSampler(features, a.batch_size, g)
         loader = torch.utils.data.DataLoader(features, batch_size=a.batch_size, sampler=sampler_obj,
                                              collate_fn=collate, drop_last=False, num_workers=0)
         named = list(model.named_parameters())
@@ -255,26 +233,6 @@ def main():
           f"peak RSS {result['peakRssBytes'] / 2**20:.0f} MiB, tokenise {tokenize_seconds:.1f} s ({sampler})",
           file=sys.stderr)
     print(json.dumps(result))
-
-
-class OwnLengthGroupedSampler(torch.utils.data.Sampler):
-    """Only if transformers lacks LengthGroupedSampler: its recipe (random permutation, megabatches of
-    50 x batch size sorted by length descending, the longest batch first)."""
-
-    def __init__(self, features, batch_size, generator):
-        self.lengths, self.batch_size, self.generator = [len(f["input_ids"]) for f in features], batch_size, generator
-
-    def __len__(self):
-        return len(self.lengths)
-
-    def __iter__(self):
-        n = len(self.lengths)
-        size = max(1, min(n // (self.batch_size * 4), 50)) * self.batch_size
-        perm = torch.randperm(n, generator=self.generator).tolist()
-        mega = [sorted(perm[i:i + size], key=lambda j: self.lengths[j], reverse=True) for i in range(0, n, size)]
-        top = max(range(len(mega)), key=lambda m: self.lengths[mega[m][0]])
-        mega[0][0], mega[top][0] = mega[top][0], mega[0][0]
-        return iter([i for m in mega for i in m])
 
 
 if __name__ == "__main__":
