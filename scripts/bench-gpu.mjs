@@ -45,9 +45,9 @@ else await parent();
 
 async function child(spec) {
   const [shape, head] = spec.split(":");
-  const { Engine } = await import("../dist/engine.js");
-  const { readConll } = await import("../dist/readers.js");
-  const { native } = await import("../dist/native.js");
+  const { Engine } = await import("../dist/app/engine.js");
+  const { readConll } = await import("../dist/data/readers.js");
+  const { native } = await import("../dist/model/native.js");
   const slice = (file) => {
     const corpus = readConll(path.join(shared, "data/conll2003", file));
     return { ...corpus, sentences: corpus.sentences.slice(0, maxSentences) };
@@ -89,7 +89,7 @@ async function child(spec) {
 }
 
 async function parent() {
-  const { native } = await import("../dist/native.js");
+  const { native } = await import("../dist/model/native.js");
   const results = [];
   for (const shape of values.shapes.split(",")) {
     if (!SHAPES[shape]) throw new Error(`unknown shape ${shape} (${Object.keys(SHAPES).join(", ")})`);

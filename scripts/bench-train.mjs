@@ -35,8 +35,8 @@ const steps = Number(values.steps), warmup = Number(values.warmup), batch = 32;
 
 if (values.child) {
   const [mode, head] = values.child.split(":");
-  const { Engine } = await import("../dist/engine.js");
-  const { readConll } = await import("../dist/readers.js");
+  const { Engine } = await import("../dist/app/engine.js");
+  const { readConll } = await import("../dist/data/readers.js");
   const { runtimeInfo } = await import("../dist/index.js");
   const train = readConll(path.join(shared, "data/conll2003/train.txt"));
   const engine = new Engine({

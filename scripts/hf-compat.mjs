@@ -7,10 +7,10 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { Engine } from "../dist/engine.js";
-import { readConll } from "../dist/readers.js";
-import { loadTokenizer } from "../dist/alignment.js";
-import { trainWordPiece, writeTokenizerFiles } from "../dist/vocab.js";
+import { Engine } from "../dist/app/engine.js";
+import { readConll } from "../dist/data/readers.js";
+import { loadTokenizer } from "../dist/text/tokenizer.js";
+import { trainWordPiece, writeTokenizerFiles } from "../dist/text/vocab.js";
 
 const shared = path.resolve(import.meta.dirname, "../../shared");
 const work = mkdtempSync(path.join(os.tmpdir(), "ner-hf-compat-"));

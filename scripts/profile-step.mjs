@@ -21,8 +21,8 @@ const { values } = parseArgs({
 });
 
 if (values.child) {
-  const { Engine } = await import("../dist/engine.js");
-  const { readConll } = await import("../dist/readers.js");
+  const { Engine } = await import("../dist/app/engine.js");
+  const { readConll } = await import("../dist/data/readers.js");
   const shared = path.resolve(import.meta.dirname, "../../shared");
   const engine = new Engine({
     tokenizer: path.join(shared, "tokenizers/bert-base-uncased"),

@@ -1,18 +1,19 @@
 /** ner-engine's public API. */
-export { Engine } from "./engine.js";
-export type { EvaluationResult, EpochResult, FitCallbacks, ForwardInput, PredictedEntity, PredictedWord, PredictionResult, TrainingHistory, TrainProgress } from "./engine.js";
-export { parseConfig, loadConfigFile, defaultConfig } from "./config.js";
-export type { EngineConfig, EngineConfigInput } from "./config.js";
-export { readCorpus, readConll, readJson, readBio, readAtis } from "./readers.js";
-export { LabelSet, iob1ToIob2, iob2ToBioes, bioesToIob2, convertScheme, transitionConstraints } from "./labels.js";
-export { classificationReport, formatReport, tagReport, conllevalSummary, mistakenSentences, formatMistakes } from "./metrics.js";
-export type { ClassificationReport, Scores } from "./metrics.js";
-export { loadTokenizer, encodeSentences, pretokenize } from "./alignment.js";
-export { trainWordPiece, writeTokenizerFiles } from "./vocab.js";
-export { readCheckpoint } from "./checkpoint.js";
+export { Engine } from "./app/engine.js";
+export type { EvaluationResult, EpochResult, FitCallbacks, ForwardInput, PredictedEntity, PredictedWord, PredictionResult, TrainingHistory, TrainProgress } from "./app/engine.js";
+export { parseConfig, loadConfigFile, defaultConfig } from "./app/config.js";
+export type { EngineConfig, EngineConfigInput } from "./app/config.js";
+export { readCorpus, readConll, readJson, readBio, readAtis } from "./data/readers.js";
+export { LabelSet, iob1ToIob2, iob2ToBioes, bioesToIob2, convertScheme, transitionConstraints } from "./data/labels.js";
+export { classificationReport, formatReport, tagReport, conllevalSummary, mistakenSentences, formatMistakes } from "./eval/metrics.js";
+export type { ClassificationReport, Scores } from "./eval/metrics.js";
+export { encodeSentences, pretokenize } from "./data/alignment.js";
+export { loadTokenizer } from "./text/tokenizer.js";
+export { trainWordPiece, writeTokenizerFiles } from "./text/vocab.js";
+export { readCheckpoint } from "./model/checkpoint.js";
 export { NerEngineError } from "./errors.js";
-export type { Corpus, Sentence, TagScheme } from "./types.js";
-import { native, type CrfInput } from "./native.js";
+export type { Corpus, Sentence, TagScheme } from "./data/types.js";
+import { native, type CrfInput } from "./model/native.js";
 
 /** Per-sequence CRF log-likelihoods (pytorch-crf layout: transitions[i][j] scores tag i → tag j). */
 export function crfLogLikelihood(input: CrfInput & { tags: number[][] }): number[] {

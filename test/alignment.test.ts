@@ -2,19 +2,11 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import {
-  encodeSentences,
-  IGNORE_LABEL,
-  loadTokenizer,
-  mergeWindowPredictions,
-  planWindows,
-  pretokenize,
-  wordPredictionsFromTokens,
-  type EncodedCorpus,
-} from "../src/alignment.js";
+import { encodeSentences, IGNORE_LABEL, mergeWindowPredictions, planWindows, pretokenize, wordPredictionsFromTokens, type EncodedCorpus } from "../src/data/alignment.js";
+import { loadTokenizer } from "../src/text/tokenizer.js";
 import { NerEngineError } from "../src/errors.js";
-import type { Sentence } from "../src/types.js";
-import { hf } from "../src/vocab.js";
+import type { Sentence } from "../src/data/types.js";
+import { hf } from "../src/text/vocab.js";
 
 const SHARED = resolve(import.meta.dirname, "../../shared");
 const BERT_DIR = join(SHARED, "tokenizers/bert-base-uncased");

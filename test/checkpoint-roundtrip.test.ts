@@ -2,9 +2,9 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { Engine } from "../src/engine.js";
-import { readCheckpoint } from "../src/checkpoint.js";
-import { readConll } from "../src/readers.js";
+import { Engine } from "../src/app/engine.js";
+import { readCheckpoint } from "../src/model/checkpoint.js";
+import { readConll } from "../src/data/readers.js";
 import { SHARED, TINY_BERT } from "./helpers/checkpoints.js";
 
 const forwardFixture = JSON.parse(readFileSync(path.join(SHARED, "fixtures/bert-forward.json"), "utf8"));

@@ -13,8 +13,8 @@ import {
   readCheckpoint,
   writeCheckpoint,
   type BertConfig,
-} from "../src/checkpoint.js";
-import { serializeSafetensors, toFloat32, type TensorToWrite, type TensorView } from "../src/safetensors.js";
+} from "../src/model/checkpoint.js";
+import { serializeSafetensors, toFloat32, type TensorToWrite, type TensorView } from "../src/model/safetensors.js";
 
 const FIXTURES = fileURLToPath(new URL("../../shared/fixtures/", import.meta.url));
 const TINY = path.join(FIXTURES, "tiny-bert-ner");

@@ -3,12 +3,12 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Writable } from "node:stream";
-import { buildTrainConfig, main, parseCliArgs, type TrainCommand } from "../src/cli.js";
-import { demoConfig, demoCorpus, DEMO_SIZES } from "../src/demo.js";
+import { buildTrainConfig, main, parseCliArgs, type TrainCommand } from "../src/app/cli.js";
+import { demoConfig, demoCorpus, DEMO_SIZES } from "../src/app/demo.js";
 import { NerEngineError } from "../src/errors.js";
-import { isValidTag } from "../src/labels.js";
-import { parseConfig } from "../src/config.js";
-import { loadTokenizer } from "../src/alignment.js";
+import { isValidTag } from "../src/data/labels.js";
+import { parseConfig } from "../src/app/config.js";
+import { loadTokenizer } from "../src/text/tokenizer.js";
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), "ner-cli-test-"));
 afterAll(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));

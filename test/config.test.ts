@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { defaultConfig, loadConfigFile, mergeConfig, parseConfig, DEFAULT_CRF_HEAD_LEARNING_RATE } from "../src/config.js";
+import { defaultConfig, loadConfigFile, mergeConfig, parseConfig, DEFAULT_CRF_HEAD_LEARNING_RATE } from "../src/app/config.js";
 import { NerEngineError } from "../src/errors.js";
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), "ner-config-test-"));

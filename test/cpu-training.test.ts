@@ -3,10 +3,10 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { Engine, type TrainProgress } from "../src/engine.js";
+import { Engine, type TrainProgress } from "../src/app/engine.js";
 import { runtimeInfo } from "../src/index.js";
-import type { Sentence } from "../src/types.js";
-import { trainWordPiece, writeTokenizerFiles } from "../src/vocab.js";
+import type { Sentence } from "../src/data/types.js";
+import { trainWordPiece, writeTokenizerFiles } from "../src/text/vocab.js";
 
 // The CPU AdamW pass (native/adamw.cpp) must give what torch::optim::AdamW gives, to the bit.
 const build = path.resolve(import.meta.dirname, "../build");

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { native } from "../src/native.js";
+import { native } from "../src/model/native.js";
 import { SHARED } from "./helpers/checkpoints.js";
 
 const fixture = JSON.parse(readFileSync(path.join(SHARED, "fixtures/crf.json"), "utf8"));

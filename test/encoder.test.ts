@@ -1,9 +1,9 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { Engine } from "../src/engine.js";
-import { readCheckpoint } from "../src/checkpoint.js";
-import { toFloat32 } from "../src/safetensors.js";
+import { Engine } from "../src/app/engine.js";
+import { readCheckpoint } from "../src/model/checkpoint.js";
+import { toFloat32 } from "../src/model/safetensors.js";
 import { referenceBertForward, type Weights } from "./helpers/reference-bert.js";
 import { randomTensors, SHARED, TINY_BERT, writeSmallCheckpoint, type SmallBertShape } from "./helpers/checkpoints.js";
 

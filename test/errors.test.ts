@@ -7,10 +7,10 @@ import { chmodSync, copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Engine, type ForwardInput } from "../src/engine.js";
-import { readCheckpoint, writeCheckpoint } from "../src/checkpoint.js";
-import { native, type NativeTagger } from "../src/native.js";
-import { toFloat32, type TensorToWrite } from "../src/safetensors.js";
+import { Engine, type ForwardInput } from "../src/app/engine.js";
+import { readCheckpoint, writeCheckpoint } from "../src/model/checkpoint.js";
+import { native, type NativeTagger } from "../src/model/native.js";
+import { toFloat32, type TensorToWrite } from "../src/model/safetensors.js";
 import { SHARED, TINY_BERT } from "./helpers/checkpoints.js";
 
 const TINY_BERT_BIN = path.join(SHARED, "fixtures/tiny-bert-ner-bin");

@@ -13,9 +13,9 @@ import {
   isValidTag,
   transitionConstraints,
   unseenLabels,
-} from "../src/labels.js";
-import { readAtis, readConll } from "../src/readers.js";
-import type { Sentence } from "../src/types.js";
+} from "../src/data/labels.js";
+import { readAtis, readConll } from "../src/data/readers.js";
+import type { Sentence } from "../src/data/types.js";
 
 const DATA = resolve(import.meta.dirname, "../../shared/data");
 const sent = (...tags: string[]): Sentence => ({ tokens: tags.map((_, i) => `w${i}`), tags });

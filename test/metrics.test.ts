@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { NerEngineError } from "../src/errors.js";
-import type { TagScheme } from "../src/types.js";
+import type { TagScheme } from "../src/data/types.js";
 import {
   classificationReport,
   conllevalSummary,
@@ -15,7 +15,7 @@ import {
   tagReport,
   type ClassificationReport,
   type Scores,
-} from "../src/metrics.js";
+} from "../src/eval/metrics.js";
 
 interface PyScores {
   precision: number;

@@ -3,8 +3,8 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NerEngineError } from "../src/errors.js";
-import { readAtis, readBio, readConll, readCorpus, readJson, readTextFile } from "../src/readers.js";
-import type { Corpus } from "../src/types.js";
+import { readAtis, readBio, readConll, readCorpus, readJson, readTextFile } from "../src/data/readers.js";
+import type { Corpus } from "../src/data/types.js";
 
 const DATA = resolve(import.meta.dirname, "../../shared/data");
 

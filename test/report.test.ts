@@ -3,13 +3,13 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Writable } from "node:stream";
-import { classificationReport, tagReport } from "../src/metrics.js";
-import { JsonlLogger, ProgressBar, escapeHtml, formatDuration, lineChart, renderHtmlReport, writeRunArtifacts, type HistoryLike, type ProgressEvent } from "../src/report.js";
-import * as safetensors from "../src/safetensors.js";
+import { classificationReport, tagReport } from "../src/eval/metrics.js";
+import { JsonlLogger, ProgressBar, escapeHtml, formatDuration, lineChart, renderHtmlReport, writeRunArtifacts, type HistoryLike, type ProgressEvent } from "../src/eval/report.js";
+import * as safetensors from "../src/model/safetensors.js";
 
 // Spy on writeFileAtomic while keeping its real behaviour, to check that artifacts go through it.
-vi.mock("../src/safetensors.js", async (importOriginal) => {
-  const actual = await importOriginal<typeof import("../src/safetensors.js")>();
+vi.mock("../src/model/safetensors.js", async (importOriginal) => {
+  const actual = await importOriginal<typeof import("../src/model/safetensors.js")>();
   return { ...actual, writeFileAtomic: vi.fn(actual.writeFileAtomic) };
 });
 

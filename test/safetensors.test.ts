@@ -12,7 +12,7 @@ import {
   toFloat32,
   writeFileAtomic,
   type TensorView,
-} from "../src/safetensors.js";
+} from "../src/model/safetensors.js";
 
 const FIXTURES = fileURLToPath(new URL("../../shared/fixtures/", import.meta.url));
 const TINY = path.join(FIXTURES, "tiny-bert-ner");

@@ -2,11 +2,11 @@ import { cpSync, mkdtempSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { Engine, type TrainProgress } from "../src/engine.js";
-import type { EngineConfigInput } from "../src/config.js";
-import { readConll } from "../src/readers.js";
-import type { Corpus } from "../src/types.js";
-import { trainWordPiece, writeTokenizerFiles } from "../src/vocab.js";
+import { Engine, type TrainProgress } from "../src/app/engine.js";
+import type { EngineConfigInput } from "../src/app/config.js";
+import { readConll } from "../src/data/readers.js";
+import type { Corpus } from "../src/data/types.js";
+import { trainWordPiece, writeTokenizerFiles } from "../src/text/vocab.js";
 import { SHARED } from "./helpers/checkpoints.js";
 
 const CONLL = path.join(SHARED, "data/conll2003");

@@ -2,9 +2,9 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { loadTokenizer } from "../src/alignment.js";
+import { loadTokenizer } from "../src/text/tokenizer.js";
 import { NerEngineError } from "../src/errors.js";
-import { DEFAULT_SPECIAL_TOKENS, trainWordPiece, writeTokenizerFiles } from "../src/vocab.js";
+import { DEFAULT_SPECIAL_TOKENS, trainWordPiece, writeTokenizerFiles } from "../src/text/vocab.js";
 
 const CONLL_TRAIN = resolve(import.meta.dirname, "../../shared/data/conll2003/train.txt");
 

@@ -16,9 +16,9 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { Engine } from "../../dist/engine.js";
-import { native } from "../../dist/native.js";
-import { readConll } from "../../dist/readers.js";
+import { Engine } from "../../dist/app/engine.js";
+import { native } from "../../dist/model/native.js";
+import { readConll } from "../../dist/data/readers.js";
 
 const { values } = parseArgs({ options: { device: { type: "string", default: "cuda" }, probe: { type: "string" } } });
 const device = values.device;

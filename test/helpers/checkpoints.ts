@@ -2,9 +2,9 @@
 import { copyFileSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { writeCheckpoint } from "../../src/checkpoint.js";
-import type { TensorToWrite } from "../../src/safetensors.js";
-import { mulberry32 } from "../../src/demo.js";
+import { writeCheckpoint } from "../../src/model/checkpoint.js";
+import type { TensorToWrite } from "../../src/model/safetensors.js";
+import { mulberry32 } from "../../src/app/demo.js";
 
 export const SHARED = path.resolve(import.meta.dirname, "../../../shared");
 export const TINY_BERT = path.join(SHARED, "fixtures/tiny-bert-ner");

@@ -6,7 +6,7 @@
 import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as hfTokenizers from "@huggingface/tokenizers";
-import { NerEngineError } from "./errors.js";
+import { NerEngineError } from "../errors.js";
 
 // --- @huggingface/tokenizers shim -----------------------------------------------------------
 // The package's bundled .d.ts files use extensionless relative imports, which NodeNext resolution

@@ -4,7 +4,7 @@
  * Tags are "O" or "<P>-<TYPE>" with P in B/I/E/S. Functions that take a tag
  * array work on ONE sentence: chunk boundaries never cross sentences.
  */
-import { NerEngineError } from "./errors.js";
+import { NerEngineError } from "../errors.js";
 import type { Sentence, TagScheme } from "./types.js";
 
 /** Score used for a forbidden transition: large enough to never win, small enough not to overflow sums. */

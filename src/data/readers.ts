@@ -6,7 +6,7 @@
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { NerEngineError } from "./errors.js";
+import { NerEngineError } from "../errors.js";
 import { isValidTag } from "./labels.js";
 import type { Corpus, Sentence } from "./types.js";
 

@@ -11,14 +11,14 @@ import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { CORPUS_FORMATS, HEAD_KINDS, mergeConfig, parseConfig, readConfigJson, type EngineConfig, type EngineConfigInput } from "./config.js";
 import { DEMO_EXAMPLES, demoConfig, demoCorpus } from "./demo.js";
-import { NerEngineError } from "./errors.js";
-import { pretokenize } from "./alignment.js";
-import { convertScheme } from "./labels.js";
-import { formatMistakes, formatReport, mistakenSentences } from "./metrics.js";
-import { readCorpus, type CorpusFormat } from "./readers.js";
-import { JsonlLogger, ProgressBar, writeRunArtifacts, type HistoryLike, type ProgressEvent } from "./report.js";
-import type { Corpus, TagScheme } from "./types.js";
-import { trainWordPiece, writeTokenizerFiles } from "./vocab.js";
+import { NerEngineError } from "../errors.js";
+import { pretokenize } from "../data/alignment.js";
+import { convertScheme } from "../data/labels.js";
+import { formatMistakes, formatReport, mistakenSentences } from "../eval/metrics.js";
+import { readCorpus, type CorpusFormat } from "../data/readers.js";
+import { JsonlLogger, ProgressBar, writeRunArtifacts, type HistoryLike, type ProgressEvent } from "../eval/report.js";
+import type { Corpus, TagScheme } from "../data/types.js";
+import { trainWordPiece, writeTokenizerFiles } from "../text/vocab.js";
 
 // ---- commands ----
 

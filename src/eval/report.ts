@@ -8,8 +8,8 @@
 import { appendFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { formatFixed, getEntities, type ClassificationReport } from "./metrics.js";
-import { writeFileAtomic } from "./safetensors.js";
-import type { NativeProgress } from "./native.js";
+import { writeFileAtomic } from "../model/safetensors.js";
+import type { NativeProgress } from "../model/native.js";
 
 /** A training progress report, as the native trainer sends it. */
 export type ProgressEvent = NativeProgress;

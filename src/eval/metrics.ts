@@ -3,8 +3,8 @@
  * conlleval Perl script number for number, plus word-level and error-inspection helpers.
  * Everything is a single pass over the tags: O(total tokens).
  */
-import { NerEngineError } from "./errors.js";
-import type { TagScheme } from "./types.js";
+import { NerEngineError } from "../errors.js";
+import type { TagScheme } from "../data/types.js";
 
 /** Scores of one class or average; support = number of gold entities (or tags). */
 export interface Scores { precision: number; recall: number; f1: number; support: number }

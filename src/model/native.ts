@@ -6,7 +6,7 @@ import { createRequire } from "node:module";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { NerEngineError } from "./errors.js";
+import { NerEngineError } from "../errors.js";
 
 export interface NativeTensor {
   dims: number[];
@@ -187,7 +187,7 @@ let cached: NativeAddon | undefined;
 /** The addon, built by `npm install` into build/Release (NER_ENGINE_ADDON overrides the path). */
 export function native(): NativeAddon {
   if (cached) return cached;
-  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
   const file = process.env.NER_ENGINE_ADDON ?? path.join(root, "build", "Release", "ner_engine.node");
   if (!existsSync(file)) {
     throw new NerEngineError(`the native addon is not built (${file} is missing): run \`npm install\` (or \`npm run build\`)`);

@@ -8,8 +8,8 @@
  */
 import { join } from "node:path";
 import type { EngineConfigInput } from "./config.js";
-import type { Corpus, Sentence } from "./types.js";
-import { trainWordPiece, writeTokenizerFiles } from "./vocab.js";
+import type { Corpus, Sentence } from "../data/types.js";
+import { trainWordPiece, writeTokenizerFiles } from "../text/vocab.js";
 
 export const DEMO_SIZES = { train: 1500, dev: 300, test: 300 } as const;
 export const DEMO_SEED = 13;

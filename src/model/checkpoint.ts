@@ -3,7 +3,7 @@
 // runs arbitrary code, so we refuse it and explain how to convert.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { NerEngineError } from "./errors.js";
+import { NerEngineError } from "../errors.js";
 import {
   FLOAT_DTYPES,
   readSafetensorsFile,

@@ -6,12 +6,12 @@
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { NerEngineError } from "./errors.js";
+import { NerEngineError } from "../errors.js";
 import { type BertConfig, type Checkpoint, writeCheckpoint } from "./checkpoint.js";
-import { transitionConstraints } from "./labels.js";
+import { transitionConstraints } from "../data/labels.js";
 import { native, type NativeTagger } from "./native.js";
 import type { TensorToWrite } from "./safetensors.js";
-import type { HeadKind } from "./config.js";
+import type { HeadKind } from "../app/config.js";
 
 /** Head and data settings saved in config.json under `ner_engine`, so a model reloads exactly. */
 export interface TaggerSettings {

@@ -4,16 +4,17 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { NerEngineError } from "./errors.js";
-import type { Corpus, Sentence } from "./types.js";
+import { NerEngineError } from "../errors.js";
+import type { Corpus, Sentence } from "../data/types.js";
 import { parseConfig, type EngineConfig, type EngineConfigInput } from "./config.js";
-import { type BertConfig, labelList, parseBertConfig, readCheckpoint } from "./checkpoint.js";
-import { encodeSentences, loadTokenizer, mergeWindowPredictions, pretokenize, type EncodedCorpus, type WordTokenizer } from "./alignment.js";
-import { bioesToIob2, convertScheme, LabelSet, unseenLabels, type UnseenLabel } from "./labels.js";
-import { classificationReport, getEntities, tagReport, type ClassificationReport } from "./metrics.js";
-import type { NativeDataset, NativeProgress, NativeTagger } from "./native.js";
-import { createNativeTagger, forwardBatch, loadCheckpointWeights, loadWeightArrays, saveTagger, type ForwardInput, type TaggerSettings } from "./tagger.js";
-import { writeFileAtomic } from "./safetensors.js";
+import { type BertConfig, labelList, parseBertConfig, readCheckpoint } from "../model/checkpoint.js";
+import { encodeSentences, mergeWindowPredictions, pretokenize, type EncodedCorpus } from "../data/alignment.js";
+import { loadTokenizer, type WordTokenizer } from "../text/tokenizer.js";
+import { bioesToIob2, convertScheme, LabelSet, unseenLabels, type UnseenLabel } from "../data/labels.js";
+import { classificationReport, getEntities, tagReport, type ClassificationReport } from "../eval/metrics.js";
+import type { NativeDataset, NativeProgress, NativeTagger } from "../model/native.js";
+import { createNativeTagger, forwardBatch, loadCheckpointWeights, loadWeightArrays, saveTagger, type ForwardInput, type TaggerSettings } from "../model/tagger.js";
+import { writeFileAtomic } from "../model/safetensors.js";
 
 export type TrainProgress = NativeProgress;
 export type { ForwardInput };

@@ -10,8 +10,8 @@
  */
 import { readFileSync } from "node:fs";
 import { z } from "zod";
-import { NerEngineError } from "./errors.js";
-import { SUPPORTED_HIDDEN_ACTS } from "./checkpoint.js";
+import { NerEngineError } from "../errors.js";
+import { SUPPORTED_HIDDEN_ACTS } from "../model/checkpoint.js";
 
 const int = (min: number) => z.number().int().min(min);
 const positive = () => z.number().positive();

@@ -1,0 +1,147 @@
+/**
+ * Tokenizers for BERT-family encoders: loads tokenizer.json (or builds a WordPiece one from vocab.txt)
+ * and encodes one pre-split word at a time, as HF does with is_split_into_words=True.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { NerEngineError } from "../errors.js";
+import { buildBertTokenizerJson, hf, type HfTokenizer } from "./vocab.js";
+
+export interface LoadTokenizerOptions {
+  /** Overrides the files' lowercasing (tokenizer_config do_lower_case / BertNormalizer lowercase). */
+  lowercase?: boolean;
+}
+
+interface SpecialNames {
+  cls: string;
+  sep: string;
+  pad: string;
+  unk: string;
+}
+
+/** A loaded WordPiece tokenizer that encodes one pre-split word at a time. */
+export class WordTokenizer {
+  readonly clsId: number;
+  readonly sepId: number;
+  readonly padId: number;
+  readonly unkId: number;
+  readonly vocabSize: number;
+  // Corpora repeat words a lot, so each distinct word is tokenized once.
+  private readonly cache = new Map<string, number[]>();
+
+  constructor(private readonly hfTokenizer: HfTokenizer, readonly source: string, names: SpecialNames) {
+    const idOf = (token: string): number => {
+      const id = hfTokenizer.token_to_id(token);
+      if (id === undefined) throw new NerEngineError(`tokenizer has no ${token} token`, source);
+      return id;
+    };
+    this.clsId = idOf(names.cls);
+    this.sepId = idOf(names.sep);
+    this.padId = idOf(names.pad);
+    this.unkId = idOf(names.unk);
+    this.vocabSize = hfTokenizer.model.vocab.length;
+  }
+
+  /**
+   * Sub-token ids of one word: normalizer + pre-tokenizer + WordPiece applied to this word alone.
+   * A word that yields nothing (e.g. only control characters) maps to [UNK] so it keeps a position.
+   * The returned array is shared with the cache and frozen.
+   */
+  tokenizeWord(word: string): number[] {
+    let ids = this.cache.get(word);
+    if (ids === undefined) {
+      const encoded = this.hfTokenizer.encode(word, { add_special_tokens: false }).ids;
+      ids = Object.freeze(encoded.length > 0 ? encoded : [this.unkId]) as number[];
+      this.cache.set(word, ids);
+    }
+    return ids;
+  }
+
+  idToToken(id: number): string {
+    const token = this.hfTokenizer.id_to_token(id);
+    if (token === undefined) throw new NerEngineError(`token id ${id} is outside the vocabulary (size ${this.vocabSize})`, this.source);
+    return token;
+  }
+
+  tokenToId(token: string): number | undefined {
+    return this.hfTokenizer.token_to_id(token);
+  }
+}
+
+function readJson(path: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(readFileSync(path, "utf8"));
+  } catch (err) {
+    throw new NerEngineError(`cannot read JSON: ${(err as Error).message}`, path);
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) throw new NerEngineError("expected a JSON object", path);
+  return value as Record<string, unknown>;
+}
+
+/** Special token names from special_tokens_map.json / tokenizer_config.json (string or {content}). */
+function specialNames(dir: string, config: Record<string, unknown>): SpecialNames {
+  const mapPath = join(dir, "special_tokens_map.json");
+  const map = existsSync(mapPath) ? readJson(mapPath) : {};
+  const pick = (key: string, fallback: string): string => {
+    for (const source of [map, config]) {
+      const v = source[key];
+      if (typeof v === "string") return v;
+      if (v && typeof v === "object" && typeof (v as { content?: unknown }).content === "string") return (v as { content: string }).content;
+    }
+    return fallback;
+  };
+  return { cls: pick("cls_token", "[CLS]"), sep: pick("sep_token", "[SEP]"), pad: pick("pad_token", "[PAD]"), unk: pick("unk_token", "[UNK]") };
+}
+
+/**
+ * Loads `tokenizer.json` from `dir` if present, else builds the equivalent BERT tokenizer from
+ * `vocab.txt` (+ tokenizer_config.json do_lower_case, default true).
+ */
+export function loadTokenizer(dir: string, opts: LoadTokenizerOptions = {}): WordTokenizer {
+  const jsonPath = join(dir, "tokenizer.json");
+  const vocabPath = join(dir, "vocab.txt");
+  const configPath = join(dir, "tokenizer_config.json");
+  const config = existsSync(configPath) ? readJson(configPath) : {};
+  const names = specialNames(dir, config);
+  let tokenizerJson: Record<string, unknown>;
+  let source: string;
+  if (existsSync(jsonPath)) {
+    source = jsonPath;
+    tokenizerJson = readJson(jsonPath);
+    const normalizer = tokenizerJson.normalizer as { type?: unknown; lowercase?: boolean } | null | undefined;
+    if (opts.lowercase !== undefined && normalizer && normalizer.type === "BertNormalizer") {
+      tokenizerJson.normalizer = { ...normalizer, lowercase: opts.lowercase };
+    }
+  } else if (existsSync(vocabPath)) {
+    source = vocabPath;
+    let text: string;
+    try {
+      text = readFileSync(vocabPath, "utf8");
+    } catch (err) {
+      throw new NerEngineError(`cannot read vocabulary: ${(err as Error).message}`, vocabPath);
+    }
+    // One token per line; only the newline is stripped (as HF's load_vocab), plus a CR for CRLF files.
+    const vocab = text.split("\n").map((line) => (line.endsWith("\r") ? line.slice(0, -1) : line));
+    if (vocab.length > 0 && vocab[vocab.length - 1] === "") vocab.pop();
+    if (vocab.length === 0) throw new NerEngineError("vocabulary file is empty", vocabPath);
+    const lowercase = opts.lowercase ?? (typeof config.do_lower_case === "boolean" ? config.do_lower_case : true);
+    const stripAccents = typeof config.strip_accents === "boolean" ? config.strip_accents : null;
+    const handleChineseChars = typeof config.tokenize_chinese_chars === "boolean" ? config.tokenize_chinese_chars : true;
+    try {
+      tokenizerJson = buildBertTokenizerJson(vocab, { lowercase, stripAccents, handleChineseChars, unkToken: names.unk, clsToken: names.cls, sepToken: names.sep, specialTokens: [names.pad, names.unk, names.cls, names.sep, "[MASK]"] });
+    } catch (err) {
+      throw new NerEngineError((err as Error).message, vocabPath);
+    }
+  } else {
+    throw new NerEngineError(`no tokenizer.json or vocab.txt found in ${dir}`, dir);
+  }
+  let hfTokenizer: HfTokenizer;
+  try {
+    hfTokenizer = new hf.Tokenizer(tokenizerJson, config);
+    hfTokenizer.encode("probe", { add_special_tokens: false }); // surface broken configs now, not mid-training
+  } catch (err) {
+    throw new NerEngineError(`invalid tokenizer: ${(err as Error).message}`, source);
+  }
+  return new WordTokenizer(hfTokenizer, source, names);
+}
