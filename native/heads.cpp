@@ -30,9 +30,9 @@ CrfParamsImpl::CrfParamsImpl(int64_t numTags) {
   end_transitions = register_parameter("end_transitions", torch::empty({numTags}).uniform_(-0.1, 0.1));
 }
 
-BertTaggerImpl::BertTaggerImpl(const BertConfig& bc, const HeadConfig& hc) : bertConfig(bc), head(hc) {
+BertTaggerImpl::BertTaggerImpl(const EncoderConfig& bc, const HeadConfig& hc) : encoderConfig(bc), head(hc) {
   if (hc.numLabels < 1) throw std::invalid_argument("the tagger needs at least one label");
-  bert = register_module("bert", BertModel(bc));
+  encoder = register_module(bc.prefix(), BertModel(bc));
   dropout = register_module("dropout", Dropout(hc.classifierDropout));
   int64_t features = bc.hiddenSize;
   if (hc.kind == HeadKind::BiLstmCrf || hc.kind == HeadKind::BiLstmAttnCrf) {
@@ -59,6 +59,7 @@ void BertTaggerImpl::initWeights(double range) {
       linear->weight.normal_(0, range);
       if (linear->bias.defined()) linear->bias.zero_();
     } else if (auto* embedding = module->as<nn::EmbeddingImpl>()) {
+      if (!embedding->weight.requires_grad()) continue;  // fixed sinusoidal positions keep their table
       embedding->weight.normal_(0, range);
     } else if (auto* norm = module->as<nn::LayerNormImpl>()) {
       norm->weight.fill_(1);
@@ -67,10 +68,26 @@ void BertTaggerImpl::initWeights(double range) {
       for (auto& p : params->parameters(false)) p.uniform_(-0.1, 0.1);
     }
   }
+  // HF zeroes the padding_idx rows (word embeddings; RoBERTa's positions too).
+  const auto& c = encoderConfig;
+  if (c.padTokenId >= 0) {
+    encoder->embeddings->word_embeddings->weight[c.padTokenId].zero_();
+    if (c.positionsAfterPadding()) encoder->embeddings->position_embeddings->weight[c.padTokenId].zero_();
+  }
+}
+
+std::vector<std::pair<std::string, int>> BertTaggerImpl::labelIndexedTensors() const {
+  std::vector<std::pair<std::string, int>> out = {{"classifier.weight", 1}, {"classifier.bias", 1}};
+  if (isCrf()) {
+    out.push_back({"crf.transitions", 2});
+    out.push_back({"crf.start_transitions", 1});
+    out.push_back({"crf.end_transitions", 1});
+  }
+  return out;
 }
 
 torch::Tensor BertTaggerImpl::encode(const TaggerBatch& batch) {
-  return bert(batch.inputIds, batch.attentionMask, batch.tokenTypeIds);
+  return encoder(batch.inputIds, batch.attentionMask, batch.tokenTypeIds);
 }
 
 torch::Tensor BertTaggerImpl::subtokenLogits(const torch::Tensor& hidden) {
@@ -102,7 +119,10 @@ torch::Tensor BertTaggerImpl::wordEmissions(const torch::Tensor& hidden, const T
   return atLeastFloat(classifier(dropout(features)));  // the CRF runs in fp32 (or double, for checks)
 }
 
-static CrfConstraints noConstraints() { return {}; }
+static const CrfConstraints& when(bool use, const CrfConstraints& constraints) {
+  static const CrfConstraints none;
+  return use ? constraints : none;
+}
 
 torch::Tensor BertTaggerImpl::loss(const TaggerBatch& batch) {
   auto hidden = encode(batch);
@@ -115,7 +135,7 @@ torch::Tensor BertTaggerImpl::loss(const TaggerBatch& batch) {
   auto emissions = wordEmissions(hidden, batch);
   auto llh = crfLogLikelihood(emissions, batch.wordMask, batch.wordLabels, crf->transitions,
                               crf->start_transitions, crf->end_transitions,
-                              head.constrainTraining ? head.constraints : noConstraints());
+                              when(head.constrainTraining, head.constraints));
   return -llh.mean();
 }
 
@@ -129,10 +149,11 @@ std::pair<torch::Tensor, torch::Tensor> BertTaggerImpl::decode(const TaggerBatch
     tags = probs.argmax(-1);
   } else {
     auto emissions = wordEmissions(hidden, batch);
+    const auto& constraints = when(head.constrainDecoding, head.constraints);
     tags = crfViterbiDecode(emissions, batch.wordMask, crf->transitions, crf->start_transitions,
-                            crf->end_transitions, head.constraints);
+                            crf->end_transitions, constraints);
     probs = crfMarginals(emissions, batch.wordMask, crf->transitions, crf->start_transitions, crf->end_transitions,
-                         head.constraints);
+                         constraints);
   }
   auto score = probs.gather(-1, tags.clamp_min(0).unsqueeze(-1)).squeeze(-1);
   tags = tags.masked_fill(batch.wordMask.logical_not(), -1);

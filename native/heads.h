@@ -27,8 +27,9 @@ struct HeadConfig {
   int64_t lstmHiddenSize = 256;    // per direction
   int64_t lstmLayers = 1;
   int64_t attentionHeads = 4;
+  bool constrainDecoding = true;   // Viterbi/marginals only over transitions the scheme allows
   bool constrainTraining = false;  // also apply the scheme constraints in the CRF likelihood
-  CrfConstraints constraints;      // used in decoding (and training when asked)
+  CrfConstraints constraints;      // the scheme's constraints, used where the two flags say
 };
 
 // One padded batch, already on the model's device. Word-level tensors select the first sub-token of
@@ -53,7 +54,7 @@ struct CrfParamsImpl : torch::nn::Module {
 TORCH_MODULE(CrfParams);
 
 struct BertTaggerImpl : torch::nn::Module {
-  BertTaggerImpl(const BertConfig& bertConfig, const HeadConfig& headConfig);
+  BertTaggerImpl(const EncoderConfig& encoderConfig, const HeadConfig& headConfig);
 
   // last_hidden_state [B, T, H] and per-sub-token logits [B, T, K] (softmax head) or emissions at word
   // level [B, W, K] (CRF heads, when wordIndex is given).
@@ -71,10 +72,14 @@ struct BertTaggerImpl : torch::nn::Module {
   // ones/zeros for LayerNorm; CRF scores uniform(-0.1, 0.1) as pytorch-crf.
   void initWeights(double initializerRange);
   bool isCrf() const { return head.kind != HeadKind::Softmax; }
+  // Parameter names whose leading dimension (and, for transitions, both) is indexed by label id:
+  // what label mapping by name rearranges.
+  std::vector<std::pair<std::string, int>> labelIndexedTensors() const;
+  bool isEncoderParameter(const std::string& name) const { return name.rfind(encoderConfig.prefix() + ".", 0) == 0; }
 
-  BertConfig bertConfig;
+  EncoderConfig encoderConfig;
   HeadConfig head;
-  BertModel bert{nullptr};
+  BertModel encoder{nullptr};  // registered under the family's checkpoint prefix ("bert", "roberta", ...)
   Dropout dropout{nullptr};
   torch::nn::LSTM lstm{nullptr};
   torch::nn::MultiheadAttention attention{nullptr};

@@ -31,8 +31,38 @@ static std::string shapeString(at::IntArrayRef shape) {
   return out.str();
 }
 
+// target[i] (and target[i][j] for two label dimensions) = source[rows[i]] where rows[i] >= 0.
+static void copyLabelRows(torch::Tensor& target, const torch::Tensor& source, const std::string& name, int labelDims,
+                          const std::vector<int64_t>& rows) {
+  const int64_t sourceLabels = source.dim() >= labelDims ? source.size(0) : 0;
+  bool sameTail = source.dim() == target.dim();
+  for (int64_t d = labelDims; sameTail && d < target.dim(); ++d) sameTail = source.size(d) == target.size(d);
+  if (labelDims == 2 && source.dim() == 2) sameTail = sameTail && source.size(1) == sourceLabels;
+  if (!sameTail)
+    throw std::invalid_argument("tensor \"" + name + "\" has shape " + shapeString(source.sizes()) +
+                                ", which does not fit the model's " + shapeString(target.sizes()) + " beyond the label dimension");
+  std::vector<int64_t> kept, from;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (rows[i] < 0) continue;
+    if (rows[i] >= sourceLabels)
+      throw std::invalid_argument("tensor \"" + name + "\" has " + std::to_string(sourceLabels) + " label rows; row " +
+                                  std::to_string(rows[i]) + " was asked for");
+    kept.push_back(static_cast<int64_t>(i));
+    from.push_back(rows[i]);
+  }
+  if (kept.empty()) return;
+  const auto device = target.device();
+  auto keptIndex = torch::tensor(kept, torch::kLong).to(device);
+  auto fromIndex = torch::tensor(from, torch::kLong);
+  auto picked = source.index_select(0, fromIndex);
+  if (labelDims == 2) picked = picked.index_select(1, fromIndex);
+  picked = picked.to(device, target.scalar_type());
+  if (labelDims == 2) target.index_put_({keptIndex.unsqueeze(1), keptIndex.unsqueeze(0)}, picked);
+  else target.index_copy_(0, keptIndex, picked);
+}
+
 WeightLoadReport loadNamedWeights(torch::nn::Module& module, const std::map<std::string, torch::Tensor>& weights,
-                                  const std::vector<std::string>& requiredPrefixes) {
+                                  const std::vector<std::string>& requiredPrefixes, const LabelRowMap& labelRows) {
   torch::NoGradGuard noGrad;
   WeightLoadReport report;
   auto targets = module.named_parameters(true);
@@ -51,6 +81,19 @@ WeightLoadReport loadNamedWeights(torch::nn::Module& module, const std::map<std:
     if (!source.is_floating_point())
       throw std::invalid_argument("tensor \"" + name + "\" has dtype " + std::string(c10::toString(source.scalar_type())) +
                                   ", expected a floating-point type");
+    int labelDims = 0;
+    if (!labelRows.rows.empty())
+      for (const auto& [tensorName, dims] : labelRows.tensors)
+        if (tensorName == name) labelDims = dims;
+    if (labelDims > 0) {
+      if (static_cast<int64_t>(labelRows.rows.size()) != target.value().size(0))
+        throw std::invalid_argument("label row map has " + std::to_string(labelRows.rows.size()) + " entries for " +
+                                    std::to_string(target.value().size(0)) + " labels");
+      auto value = target.value();
+      copyLabelRows(value, source, name, labelDims, labelRows.rows);
+      used[name] = true;
+      continue;
+    }
     if (source.sizes() != target.value().sizes())
       throw std::invalid_argument("tensor \"" + name + "\" has shape " + shapeString(source.sizes()) + ", expected " +
                                   shapeString(target.value().sizes()));

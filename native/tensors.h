@@ -20,11 +20,19 @@ struct WeightLoadReport {
   std::vector<std::string> unused;       // checkpoint tensors the model does not use
 };
 
+// Label mapping by name for the label-indexed tensors (classifier rows, CRF scores): target label i
+// takes the checkpoint's row rows[i], or keeps its initialisation where rows[i] is -1. `tensors` names
+// each such tensor with how many of its leading dimensions are label-indexed (2 for transitions).
+struct LabelRowMap {
+  std::vector<int64_t> rows;
+  std::vector<std::pair<std::string, int>> tensors;
+};
+
 // Copies named tensors into the module's parameters and buffers, converting dtype and device.
 // Every name starting with one of `requiredPrefixes` must be present; a shape mismatch always throws,
-// naming the tensor and both shapes.
+// naming the tensor and both shapes. With a non-empty labelRows, its tensors are copied row by row.
 WeightLoadReport loadNamedWeights(torch::nn::Module& module, const std::map<std::string, torch::Tensor>& weights,
-                                  const std::vector<std::string>& requiredPrefixes);
+                                  const std::vector<std::string>& requiredPrefixes, const LabelRowMap& labelRows = {});
 
 // All parameters and buffers as contiguous fp32 CPU tensors, by name.
 std::vector<std::pair<std::string, torch::Tensor>> exportNamedWeights(torch::nn::Module& module);

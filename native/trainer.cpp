@@ -55,7 +55,8 @@ Trainer::Trainer(BertTagger model, torch::Device device, TrainOptions options, i
   // Four groups: {encoder, head} x {decay, no decay}.
   std::vector<torch::Tensor> groups[4];
   for (const auto& p : model_->named_parameters(true)) {
-    const bool head = p.key().rfind("bert.", 0) != 0;
+    if (!p.value().requires_grad()) continue;  // fixed tables (DistilBERT's sinusoidal positions)
+    const bool head = !model_->isEncoderParameter(p.key());
     groups[(head ? 2 : 0) + (isNoDecay(p.key()) ? 1 : 0)].push_back(p.value());
   }
   std::vector<torch::optim::OptimizerParamGroup> paramGroups;

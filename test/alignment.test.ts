@@ -2,7 +2,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { encodeSentences, IGNORE_LABEL, mergeWindowPredictions, planWindows, pretokenize, wordPredictionsFromTokens, type EncodedCorpus } from "../src/data/alignment.js";
+import { encodeSentences, IGNORE_LABEL, mergeWindowPredictions, planWindows, pretokenize, type EncodedCorpus } from "../src/data/alignment.js";
 import { loadTokenizer } from "../src/text/tokenizer.js";
 import { NerEngineError } from "../src/errors.js";
 import type { Sentence } from "../src/data/types.js";
@@ -73,8 +73,8 @@ describe("loadTokenizer", () => {
     // Punctuation inside a word splits it, as the pre-tokenizer does under is_split_into_words.
     expect(tok.tokenizeWord("U.S.").map((id) => tok.idToToken(id))).toEqual(["u", ".", "s", "."]);
     expect(tok.tokenizeWord("Café").map((id) => tok.idToToken(id))).toEqual(["cafe"]);
-    // A word with no content still keeps a position.
-    expect(tok.tokenizeWord("\u200b")).toEqual([tok.unkId]);
+    // A word with no content gets no sub-token, as in HF (encodeSentences gives it no position).
+    expect(tok.tokenizeWord("\u200b")).toEqual([]);
     expect(tok.tokenizeWord("x".repeat(101))).toEqual([tok.unkId]);
     expect(() => tok.idToToken(10 ** 6)).toThrow(NerEngineError);
   });
@@ -203,9 +203,6 @@ describe("encodeSentences", () => {
       // Predicting each word's own index must reproduce 0..n-1 exactly once each.
       const perWindow = Array.from({ length: enc.numWindows }, (_, w) => Array.from({ length: enc.windowWordCount[w] }, (_, k) => enc.windowWordStart[w] + k));
       expect(mergeWindowPredictions(enc, perWindow)).toEqual([tokens.map((_, i) => i)]);
-      // Same through per-position predictions (position's word index, or garbage elsewhere).
-      const tokenPreds = Array.from(enc.tokenWordIndex, (wi, p) => (enc.wordStarts[p] ? wi : 999));
-      expect(mergeWindowPredictions(enc, wordPredictionsFromTokens(enc, tokenPreds))).toEqual([tokens.map((_, i) => i)]);
     }
   });
 

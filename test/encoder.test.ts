@@ -5,7 +5,7 @@ import { Engine } from "../src/app/engine.js";
 import { readCheckpoint } from "../src/model/checkpoint.js";
 import { toFloat32 } from "../src/model/safetensors.js";
 import { referenceBertForward, type Weights } from "./helpers/reference-bert.js";
-import { randomTensors, SHARED, TINY_BERT, writeSmallCheckpoint, type SmallBertShape } from "./helpers/checkpoints.js";
+import { SHARED, TINY_BERT, writeSmallCheckpoint, type SmallBertShape } from "./helpers/checkpoints.js";
 
 const forwardFixture = JSON.parse(readFileSync(path.join(SHARED, "fixtures/bert-forward.json"), "utf8"));
 const lossFixture = JSON.parse(readFileSync(path.join(SHARED, "fixtures/bert-loss.json"), "utf8"));
@@ -95,6 +95,18 @@ describe("BERT encoder parity with HuggingFace transformers", () => {
     // The same weights read with a different eps must give different numbers (eps is really used).
     const wrong = inputIds.flatMap((ids, b) => referenceBertForward(weights, { ...config, eps: 1e-12 }, ids, attentionMask[b], tokenTypeIds[b]).flat());
     expect(maxMaskedDiff(out.lastHiddenState.data, wrong, attentionMask, 48)).toBeGreaterThan(1e-4);
-    expect(randomTensors(shape).length).toBeGreaterThan(0);
+    // Sizes: hidden 48 over the 10 positions, one logit per label.
+    expect(out.lastHiddenState.dims).toEqual([2, 10, 48]);
+    expect(out.logits!.dims).toEqual([2, 10, shape.labels!.length]);
+    // hidden_act is really used: the erf GELU differs measurably from gelu_new (~5e-4 here, agreement is ~1e-6).
+    const otherAct = inputIds.flatMap((ids, b) => referenceBertForward(weights, { ...config, act: "gelu" }, ids, attentionMask[b], tokenTypeIds[b]).flat());
+    expect(maxMaskedDiff(out.lastHiddenState.data, otherAct, attentionMask, 48)).toBeGreaterThan(1e-4);
+    // type_vocab_size 3: type id 2 has its own embedding row (read as type 1 the output differs) ...
+    const asType1 = tokenTypeIds.map((r) => r.map((t) => Math.min(t, 1)));
+    const otherType = inputIds.flatMap((ids, b) => referenceBertForward(weights, config, ids, attentionMask[b], asType1[b]).flat());
+    expect(maxMaskedDiff(out.lastHiddenState.data, otherType, attentionMask, 48)).toBeGreaterThan(1e-2);
+    // ... and 3 is outside it.
+    const tooLarge = tokenTypeIds.map((r) => r.map((t) => (t === 2 ? 3 : t)));
+    await expect(engine.forward({ inputIds, attentionMask, tokenTypeIds: tooLarge })).rejects.toThrow(/type_vocab_size=3/);
   });
 });

@@ -303,14 +303,14 @@ describe("errors raised inside native code (main thread and worker thread) leave
 
   beforeAll(async () => {
     engine = await Engine.load(TINY_BERT, { device: "cpu" });
-    tagger = (engine as unknown as { tagger: NativeTagger }).tagger;
+    tagger = engine.model!.native;
   });
 
   it("a bad dataset passed to the native predict", async () => {
     const bad = { inputIds: Int32Array.of(101, 40000, 102), windowOffsets: Int32Array.of(0, 3), wordStarts: Int32Array.of(0, 1, 0) };
     // Validation runs in C++ before the work is queued; it must surface as a JS Error, not abort().
     const err = await Promise.resolve()
-      .then(() => tagger.predict(bad, 8))
+      .then(() => tagger.predict(bad, { batchSize: 8, bf16: false }))
       .then(
         () => undefined,
         (e: unknown) => e,
@@ -318,7 +318,7 @@ describe("errors raised inside native code (main thread and worker thread) leave
     expect(err).toBeInstanceOf(Error);
     expect((err as Error).message).toContain("dataset: input id 40000 at position 1 is outside the vocabulary (size 30522)");
     const wrongType = await Promise.resolve()
-      .then(() => tagger.predict({ inputIds: [101, 102] as unknown as Int32Array, windowOffsets: Int32Array.of(0, 2), wordStarts: Int32Array.of(0, 0) }, 8))
+      .then(() => tagger.predict({ inputIds: [101, 102] as unknown as Int32Array, windowOffsets: Int32Array.of(0, 2), wordStarts: Int32Array.of(0, 0) }, { batchSize: 8, bf16: false }))
       .then(
         () => undefined,
         (e: unknown) => e,
@@ -368,7 +368,7 @@ describe("errors raised inside native code (main thread and worker thread) leave
       length: ids.length,
     });
     expect(() => tagger.forward(batch([101, 40000, 102]))).toThrow("input id outside the vocabulary (size 30522)");
-    expect(() => tagger.forward(batch(Array.from({ length: 129 }, () => 101)))).toThrow("sequence length 129 exceeds max_position_embeddings (128)");
+    expect(() => tagger.forward(batch(Array.from({ length: 129 }, () => 101)))).toThrow("sequence length 129 exceeds the 128 positions the encoder has");
     expect(() => tagger.forward({ ...batch([101, 102]), length: 3 })).toThrow('"inputIds" has 2 values, expected 3');
     // A label id past the classifier is caught by LibTorch on the worker thread: a rejection, not an abort.
     const err = await tagger.forward(batch([101, 7592, 102], [-100, 9, -100])).then(
@@ -382,11 +382,11 @@ describe("errors raised inside native code (main thread and worker thread) leave
 
   it("bad constructor options throw a JS Error", () => {
     const { NativeTagger } = native();
-    expect(() => new NativeTagger({ bert: { vocabSize: 0 } as never, head: { kind: "softmax", numLabels: 3 } as never, device: "cpu", seed: 1 })).toThrow(/must be a positive integer|missing number/);
+    expect(() => new NativeTagger({ encoder: { vocabSize: 0 } as never, head: { kind: "softmax", numLabels: 3 } as never, device: "cpu", seed: 1 })).toThrow(/must be a positive integer|missing number/);
     expect(
       () =>
         new NativeTagger({
-          bert: { vocabSize: 10, hiddenSize: 8, numHiddenLayers: 1, numAttentionHeads: 2, intermediateSize: 16, maxPositionEmbeddings: 8 } as never,
+          encoder: { vocabSize: 10, hiddenSize: 8, numHiddenLayers: 1, numAttentionHeads: 2, intermediateSize: 16, maxPositionEmbeddings: 8 } as never,
           head: { kind: "softmax", numLabels: 3 } as never,
           device: "tpu",
           seed: 1,

@@ -3,11 +3,12 @@
  * that throw, concurrent calls. None may crash the process; each gives a clear Error (or a clean
  * stop), and the engine keeps working afterwards. Tiny models from scratch keep this fast.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Engine, type TrainProgress } from "../src/app/engine.js";
+import { NerEngineError } from "../src/errors.js";
 import type { EngineConfigInput } from "../src/app/config.js";
 import { native, type NativeDataset, type NativeTagger, type NativeTrainOptions } from "../src/model/native.js";
 import { readConll } from "../src/data/readers.js";
@@ -43,7 +44,7 @@ function tinyConfig(training: TrainingOverrides = {}, head: Partial<NonNullable<
 }
 
 function taggerOf(engine: Engine): NativeTagger {
-  return (engine as unknown as { tagger: NativeTagger }).tagger;
+  return engine.model!.native;
 }
 
 async function rejection(work: Promise<unknown>): Promise<Error> {
@@ -84,7 +85,7 @@ const good = (): Required<Omit<NativeDataset, "tokenTypeIds">> => ({
 
 /** A tiny native tagger (vocab 50, 3 labels) for hand-made datasets. */
 function nativeTagger(): NativeTagger {
-  return new (native().NativeTagger)({ bert, head: { kind: "softmax", numLabels: 3, classifierDropout: 0.1, lstmHiddenSize: 8, lstmLayers: 1, attentionHeads: 2, constrainTraining: false }, device: "cpu", seed: 1 });
+  return new (native().NativeTagger)({ encoder: bert, head: { kind: "softmax", numLabels: 3, classifierDropout: 0.1, lstmHiddenSize: 8, lstmLayers: 1, attentionHeads: 2, constrainTraining: false }, device: "cpu", seed: 1 });
 }
 
 describe("training data the engine cannot train on", () => {
@@ -175,9 +176,9 @@ describe("the native trainer validates hand-made datasets", () => {
   });
 
   it("predict validates its dataset the same way, and the tagger still works after all of it", async () => {
-    expect(() => tagger.predict({ ...good(), windowOffsets: Int32Array.of(0, 4, 8) }, 4)).toThrow("dataset: windowOffsets ends at 8 but inputIds has 7 entries");
-    expect(() => tagger.predict(good(), 0)).toThrow("predict: batchSize must be at least 1");
-    const out = await tagger.predict({ ...good(), labels: undefined }, 4);
+    expect(() => tagger.predict({ ...good(), windowOffsets: Int32Array.of(0, 4, 8) }, { batchSize: 4, bf16: false })).toThrow("dataset: windowOffsets ends at 8 but inputIds has 7 entries");
+    expect(() => tagger.predict(good(), { batchSize: 0, bf16: false })).toThrow("predict: batchSize must be at least 1");
+    const out = await tagger.predict({ ...good(), labels: undefined }, { batchSize: 4, bf16: false });
     expect(Array.from(out.wordsPerWindow)).toEqual([2, 1]);
     tagger.setupTraining(good(), options);
     expect((await tagger.trainEpoch(0)).steps).toBe(1);
@@ -320,13 +321,32 @@ describe("stopping and concurrency", () => {
   });
 
   it("a fit started between the epochs of another is refused too (it would swap the running trainer)", async () => {
-    const engine = new Engine(tinyConfig({ epochs: 2 }));
-    let inner: Promise<Error> | undefined;
-    const history = await engine.fit({ train }, { onEpoch: (e) => { if (e.epoch === 0) inner = rejection(engine.fit({ train })); } });
-    expect(inner).toBeDefined();
-    expect((await inner!).message).toMatch(/busy/);
-    expect(history.epochs).toHaveLength(2);
-    expect(history.epochs.map((e) => e.epoch)).toEqual([0, 1]);
+    // Between epochs the native worker is idle, so only the engine can refuse: at every boundary,
+    // the last one included (the running fit still has weights to restore and a test set to score).
+    const engine = new Engine(tinyConfig({ epochs: 3 }));
+    const inner: Promise<Error>[] = [];
+    const history = await engine.fit({ train }, { onEpoch: () => void inner.push(rejection(engine.fit({ train }))) });
+    expect(inner).toHaveLength(3);
+    for (const err of await Promise.all(inner)) expect(err.message).toMatch(/busy/);
+    expect(history.epochs.map((e) => e.epoch)).toEqual([0, 1, 2]);
+    expect(history.cancelled).toBe(false);
+    // The refused call leaves the running fit's state alone: a cancel() asked for just before it still stops the run.
+    const cancelling = new Engine(tinyConfig({ epochs: 3 }));
+    let refused: Promise<Error> | undefined;
+    const h2 = await cancelling.fit({ train }, {
+      onEpoch: (e) => {
+        if (e.epoch !== 0) return;
+        cancelling.cancel();
+        refused = rejection(cancelling.fit({ train }));
+      },
+    });
+    expect((await refused!).message).toMatch(/busy/);
+    expect(h2.cancelled).toBe(true);
+    expect(h2.epochs.map((e) => e.epoch)).toEqual([0]);
+    // Once the running fit is over, fit is accepted again.
+    const h3 = await cancelling.fit({ train: { ...train, sentences: train.sentences.slice(0, 16) } });
+    expect(h3.cancelled).toBe(false);
+    await expectWorks(engine);
   });
 
   it("predict while an epoch runs rejects as busy", async () => {
@@ -378,6 +398,39 @@ describe("stopping and concurrency", () => {
   });
 });
 
+describe("broken JSON files the engine reads", () => {
+  it("a resume point whose trainer_state.json is not JSON, or lacks its epoch, and a model whose config.json is not JSON", async () => {
+    const output = path.join(tmpRoot, "broken-json");
+    await new Engine({ ...tinyConfig({ maxSteps: 2 }), output }).fit({ train });
+    const last = path.join(output, "last");
+    const statePath = path.join(last, "trainer_state.json");
+    const resumeError = async (): Promise<Error> => rejection(new Engine(tinyConfig({ resumeFrom: last })).fit({ train }));
+    writeFileSync(statePath, '{"epoch": 0,');
+    let err = await resumeError();
+    expect(err).toBeInstanceOf(NerEngineError);
+    expect(err.message).toContain(statePath);
+    expect(err.message).toMatch(/not valid JSON/);
+    writeFileSync(statePath, JSON.stringify({ best: null }));
+    err = await resumeError();
+    expect(err).toBeInstanceOf(NerEngineError);
+    expect(err.message).toBe(`${statePath}: expected an object with a non-negative integer "epoch"`);
+    writeFileSync(statePath, JSON.stringify({ epoch: 0, best: { epoch: "0" } }));
+    expect((await resumeError()).message).toContain('"best" must be null');
+    // The engine reads config.json itself when given a model folder.
+    const configPath = path.join(last, "config.json");
+    writeFileSync(configPath, '{"hidden_size": 32,');
+    let thrown: unknown;
+    try {
+      new Engine({ ...tinyConfig(), model: last });
+    } catch (e) {
+      thrown = e;
+    }
+    expect(thrown).toBeInstanceOf(NerEngineError);
+    expect((thrown as Error).message).toContain(configPath);
+    expect((thrown as Error).message).toMatch(/not valid JSON/);
+  });
+});
+
 describe("allocation failures", () => {
   it("an impossible allocation (LibTorch's CPU out-of-memory path) becomes a JS Error", () => {
     // 2^40 x 1024 floats = 4 PiB: malloc refuses at once, so this is safe to run. Real OOM is not
@@ -387,7 +440,7 @@ describe("allocation failures", () => {
     expect(
       () =>
         new NativeTagger({
-          bert: { vocabSize: 2 ** 40, hiddenSize: 1024, numHiddenLayers: 1, numAttentionHeads: 2, intermediateSize: 8, maxPositionEmbeddings: 8 } as never,
+          encoder: { vocabSize: 2 ** 40, hiddenSize: 1024, numHiddenLayers: 1, numAttentionHeads: 2, intermediateSize: 8, maxPositionEmbeddings: 8 } as never,
           head: { kind: "softmax", numLabels: 3 } as never,
           device: "cpu",
           seed: 1,

@@ -28,7 +28,7 @@ TaggerBatch makeBatch() {
 }
 
 bool checkHead(HeadKind kind) {
-  BertConfig bert;
+  EncoderConfig bert;
   bert.vocabSize = 40;
   bert.hiddenSize = 8;
   bert.numHiddenLayers = 1;

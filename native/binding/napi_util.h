@@ -126,8 +126,9 @@ inline EncodedDataset datasetFromJs(const Napi::Value& value) {
   return data;
 }
 
-inline BertConfig bertConfigFromJs(const Napi::Object& o) {
-  BertConfig c;
+inline EncoderConfig encoderConfigFromJs(const Napi::Object& o) {
+  EncoderConfig c;
+  c.family = parseEncoderFamily(optionalString(o, "family", "bert"));
   c.vocabSize = static_cast<int64_t>(requireNumber(o, "vocabSize", 0, false));
   c.hiddenSize = static_cast<int64_t>(requireNumber(o, "hiddenSize", 0, false));
   c.numHiddenLayers = static_cast<int64_t>(requireNumber(o, "numHiddenLayers", 0, false));
@@ -135,12 +136,18 @@ inline BertConfig bertConfigFromJs(const Napi::Object& o) {
   c.intermediateSize = static_cast<int64_t>(requireNumber(o, "intermediateSize", 0, false));
   c.maxPositionEmbeddings = static_cast<int64_t>(requireNumber(o, "maxPositionEmbeddings", 0, false));
   c.typeVocabSize = static_cast<int64_t>(requireNumber(o, "typeVocabSize", 2));
+  const auto pad = o.Get("padTokenId");
+  c.padTokenId = pad.IsNull() || pad.IsUndefined() ? -1 : static_cast<int64_t>(requireNumber(o, "padTokenId", 0, false));
+  c.sinusoidalPositions = optionalBool(o, "sinusoidalPositions", false);
   c.layerNormEps = requireNumber(o, "layerNormEps", 1e-12);
   c.hiddenDropoutProb = requireNumber(o, "hiddenDropoutProb", 0.1);
   c.attentionProbsDropoutProb = requireNumber(o, "attentionProbsDropoutProb", 0.1);
   c.hiddenAct = optionalString(o, "hiddenAct", "gelu");
-  for (int64_t v : {c.vocabSize, c.hiddenSize, c.numHiddenLayers, c.numAttentionHeads, c.intermediateSize, c.maxPositionEmbeddings, c.typeVocabSize})
-    if (v < 1) throw std::invalid_argument("every size in the BERT config must be a positive integer");
+  for (int64_t v : {c.vocabSize, c.hiddenSize, c.numHiddenLayers, c.numAttentionHeads, c.intermediateSize, c.maxPositionEmbeddings})
+    if (v < 1) throw std::invalid_argument("every size in the encoder config must be a positive integer");
+  if (c.typeVocabSize < 0) throw std::invalid_argument("typeVocabSize must be 0 (none) or more");
+  if (c.padTokenId < -1 || c.padTokenId >= c.vocabSize) throw std::invalid_argument("padTokenId must be null or an id below vocabSize");
+  if (c.family == EncoderFamily::Roberta && c.padTokenId < 0) throw std::invalid_argument("RoBERTa encoders need a padTokenId (position ids count from it)");
   if (!(c.layerNormEps > 0)) throw std::invalid_argument("layerNormEps must be positive");
   if (!isKnownActivation(c.hiddenAct)) throw std::invalid_argument("unsupported hidden_act \"" + c.hiddenAct + "\"");
   return c;
@@ -165,6 +172,7 @@ inline HeadConfig headConfigFromJs(const Napi::Object& o) {
   h.lstmHiddenSize = static_cast<int64_t>(requireNumber(o, "lstmHiddenSize", 256));
   h.lstmLayers = static_cast<int64_t>(requireNumber(o, "lstmLayers", 1));
   h.attentionHeads = static_cast<int64_t>(requireNumber(o, "attentionHeads", 4));
+  h.constrainDecoding = optionalBool(o, "constrainDecoding", true);
   h.constrainTraining = optionalBool(o, "constrainTraining", false);
   if (h.numLabels < 1) throw std::invalid_argument("numLabels must be at least 1");
   h.constraints = constraintsFromJs(o, h.numLabels);

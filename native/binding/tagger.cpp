@@ -17,13 +17,13 @@ torch::Device chooseDevice(const std::string& requested) {
 
 // A batch given directly as padded [B, T] arrays (forward / loss on raw ids). Word starts are the
 // positions whose label is not -100 (HF's first-sub-token convention) when labels are given.
-TaggerBatch batchFromArrays(const Napi::Object& o, const BertConfig& config, const torch::Device& device) {
+TaggerBatch batchFromArrays(const Napi::Object& o, const EncoderConfig& config, const torch::Device& device) {
   const auto batchSize = static_cast<int64_t>(requireNumber(o, "batchSize", 0, false));
   const auto length = static_cast<int64_t>(requireNumber(o, "length", 0, false));
   if (batchSize < 1 || length < 1) throw std::invalid_argument("the batch is empty");
-  if (length > config.maxPositionEmbeddings)
-    throw std::invalid_argument("sequence length " + std::to_string(length) + " exceeds max_position_embeddings (" +
-                                std::to_string(config.maxPositionEmbeddings) + ")");
+  if (length > config.maxSequenceLength())
+    throw std::invalid_argument("sequence length " + std::to_string(length) + " exceeds the " + std::to_string(config.maxSequenceLength()) +
+                                " positions the encoder has (max_position_embeddings " + std::to_string(config.maxPositionEmbeddings) + ")");
   TaggerBatch batch;
   batch.inputIds = tensorFromTyped(o, "inputIds", {batchSize, length}, false).to(torch::kInt64);
   batch.attentionMask = tensorFromTyped(o, "attentionMask", {batchSize, length}, false).to(torch::kInt64);
@@ -32,8 +32,9 @@ TaggerBatch batchFromArrays(const Napi::Object& o, const BertConfig& config, con
   auto outOfRange = [](const torch::Tensor& t, int64_t limit) { return (t < 0).any().item<bool>() || (t >= limit).any().item<bool>(); };
   if (outOfRange(batch.inputIds, config.vocabSize))
     throw std::invalid_argument("input id outside the vocabulary (size " + std::to_string(config.vocabSize) + ")");
-  if (outOfRange(batch.tokenTypeIds, config.typeVocabSize))
-    throw std::invalid_argument("token type id outside [0, " + std::to_string(config.typeVocabSize) + ")");
+  if (outOfRange(batch.tokenTypeIds, std::max<int64_t>(1, config.typeVocabSize)))
+    throw std::invalid_argument(config.typeVocabSize == 0 ? std::string("this encoder has no token types: tokenTypeIds must be 0")
+                                                          : "token type id outside [0, " + std::to_string(config.typeVocabSize) + ")");
   batch.labels = tensorFromTyped(o, "labels", {batchSize, length}, true);
   if (batch.labels.defined()) {
     // Word-level view for the CRF heads: the labelled positions, left-aligned.
@@ -76,18 +77,19 @@ class NativeTagger : public Napi::ObjectWrap<NativeTagger> {
                         InstanceMethod("cancel", &NativeTagger::Cancel),
                         InstanceMethod("saveTrainerState", &NativeTagger::SaveTrainerState),
                         InstanceMethod("loadTrainerState", &NativeTagger::LoadTrainerState),
+                        InstanceMethod("dispose", &NativeTagger::Dispose),
                         InstanceAccessor("device", &NativeTagger::DeviceName, nullptr)});
   }
 
-  // new NativeTagger({ bert: {...}, head: {...}, device: "auto"|"cpu"|"cuda", seed, initializerRange })
+  // new NativeTagger({ encoder: {...}, head: {...}, device: "auto"|"cpu"|"cuda", seed, initializerRange })
   explicit NativeTagger(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeTagger>(info), device_(torch::kCPU) {
     guarded(info.Env(), [&]() -> Napi::Value {
       auto o = requireObject(info[0], "tagger options");
-      auto bertConfig = bertConfigFromJs(requireObject(o.Get("bert"), "options.bert"));
+      auto encoderConfig = encoderConfigFromJs(requireObject(o.Get("encoder"), "options.encoder"));
       auto headConfig = headConfigFromJs(requireObject(o.Get("head"), "options.head"));
       device_ = chooseDevice(optionalString(o, "device", "auto"));
       torch::manual_seed(static_cast<uint64_t>(requireNumber(o, "seed", 42)));
-      model_ = BertTagger(bertConfig, headConfig);
+      model_ = BertTagger(encoderConfig, headConfig);
       model_->initWeights(requireNumber(o, "initializerRange", 0.02));
       model_->to(device_);
       return info.Env().Undefined();
@@ -97,7 +99,22 @@ class NativeTagger : public Napi::ObjectWrap<NativeTagger> {
  private:
   // Claims the tagger for one call at a time; the worker releases it.
   void claim() {
+    requireLive();
     if (busy_.exchange(true)) throw std::runtime_error("the engine is busy with another call; await it first");
+  }
+  void requireLive() const {
+    if (!model_) throw std::runtime_error("this tagger has been disposed");
+  }
+
+  // dispose(): frees the model, trainer and training data now (not at garbage collection).
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    return guarded(info.Env(), [&]() -> Napi::Value {
+      if (busy_.load()) throw std::runtime_error("the engine is busy with another call; await it before dispose()");
+      trainer_.reset();
+      trainData_.reset();
+      model_ = BertTagger(nullptr);
+      return info.Env().Undefined();
+    });
   }
 
   template <typename Work, typename Finish>
@@ -112,9 +129,11 @@ class NativeTagger : public Napi::ObjectWrap<NativeTagger> {
 
   Napi::Value DeviceName(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), device_.is_cuda() ? "cuda" : "cpu"); }
 
-  // loadWeights(bytes: Uint8Array, entries: [{name, dtype, shape, byteOffset, byteLength}], requiredPrefixes: string[])
+  // loadWeights(bytes: Uint8Array, entries: [{name, dtype, shape, byteOffset, byteLength}], requiredPrefixes: string[],
+  //             labelRows?: number[]) with checkpoint names; labelRows maps each label to its checkpoint row (-1 = keep init).
   Napi::Value LoadWeights(const Napi::CallbackInfo& info) {
     return guarded(info.Env(), [&]() -> Napi::Value {
+      requireLive();
       if (!info[0].IsTypedArray()) throw std::invalid_argument("loadWeights: bytes must be a Uint8Array");
       auto bytes = info[0].As<Napi::Uint8Array>();
       if (!info[1].IsArray()) throw std::invalid_argument("loadWeights: entries must be an array");
@@ -136,7 +155,17 @@ class NativeTagger : public Napi::ObjectWrap<NativeTagger> {
         for (auto d : shape) expected *= static_cast<size_t>(d);
         if (offset + length > bytes.ByteLength() || length != expected)
           throw std::invalid_argument("tensor \"" + name + "\": byte range does not match its shape and dtype");
-        (*weights)[name] = hostTensorView(bytes.Data() + offset, dtype, shape);
+        (*weights)[moduleKey(model_->encoderConfig, name)] = hostTensorView(bytes.Data() + offset, dtype, shape);
+      }
+      LabelRowMap labelRows;
+      if (info.Length() > 3 && info[3].IsArray()) {
+        auto rows = info[3].As<Napi::Array>();
+        for (uint32_t i = 0; i < rows.Length(); ++i) {
+          auto v = rows.Get(i);
+          if (!v.IsNumber()) throw std::invalid_argument("loadWeights: labelRows must hold integers");
+          labelRows.rows.push_back(v.As<Napi::Number>().Int64Value());
+        }
+        labelRows.tensors = model_->labelIndexedTensors();
       }
       std::vector<std::string> required;
       if (info[2].IsArray()) {
@@ -145,9 +174,11 @@ class NativeTagger : public Napi::ObjectWrap<NativeTagger> {
       }
       auto report = std::make_shared<WeightLoadReport>();
       return runAsync(
-          info, [this, weights, required, report]() { *report = loadNamedWeights(*model_, *weights, required); },
-          [report](Napi::Env env) -> Napi::Value {
+          info, [this, weights, required, report, labelRows]() { *report = loadNamedWeights(*model_, *weights, required, labelRows); },
+          [this, report](Napi::Env env) -> Napi::Value {
             auto out = Napi::Object::New(env);
+            for (auto& name : report->initialised) name = checkpointKey(model_->encoderConfig, name);
+            for (auto& name : report->unused) name = checkpointKey(model_->encoderConfig, name);
             out.Set("initialised", stringsToJs(env, report->initialised));
             out.Set("unused", stringsToJs(env, report->unused));
             return out;
@@ -159,7 +190,8 @@ class NativeTagger : public Napi::ObjectWrap<NativeTagger> {
   // forward({ inputIds, attentionMask, tokenTypeIds?, labels?, batchSize, length }) in eval mode.
   Napi::Value Forward(const Napi::CallbackInfo& info) {
     return guarded(info.Env(), [&]() -> Napi::Value {
-      auto batch = std::make_shared<TaggerBatch>(batchFromArrays(requireObject(info[0], "forward input"), model_->bertConfig, device_));
+      requireLive();
+      auto batch = std::make_shared<TaggerBatch>(batchFromArrays(requireObject(info[0], "forward input"), model_->encoderConfig, device_));
       auto result = std::make_shared<std::vector<torch::Tensor>>();
       return runAsync(
           info,
@@ -191,7 +223,11 @@ class NativeTagger : public Napi::ObjectWrap<NativeTagger> {
     return guarded(info.Env(), [&]() -> Napi::Value {
       auto named = std::make_shared<std::vector<std::pair<std::string, torch::Tensor>>>();
       return runAsync(
-          info, [this, named]() { *named = exportNamedWeights(*model_); },
+          info,
+          [this, named]() {
+            *named = exportNamedWeights(*model_);
+            for (auto& entry : *named) entry.first = checkpointKey(model_->encoderConfig, entry.first);
+          },
           [named](Napi::Env env) -> Napi::Value {
             auto out = Napi::Array::New(env, named->size());
             for (size_t i = 0; i < named->size(); ++i) {
@@ -209,10 +245,11 @@ class NativeTagger : public Napi::ObjectWrap<NativeTagger> {
   // setupTraining(dataset, options) -> { stepsPerEpoch, totalSteps }: validates and keeps the dataset.
   Napi::Value SetupTraining(const Napi::CallbackInfo& info) {
     return guarded(info.Env(), [&]() -> Napi::Value {
+      requireLive();
       if (busy_.load()) throw std::runtime_error("the engine is busy with another call; await it first");
       auto data = std::make_shared<EncodedDataset>(datasetFromJs(info[0]));
-      const auto& c = model_->bertConfig;
-      data->validate(c.vocabSize, model_->head.numLabels, c.maxPositionEmbeddings, c.typeVocabSize);
+      const auto& c = model_->encoderConfig;
+      data->validate(c.vocabSize, model_->head.numLabels, c.maxSequenceLength(), std::max<int64_t>(1, c.typeVocabSize));
       if (data->labels.empty()) throw std::invalid_argument("dataset: training data needs labels");
       auto options = trainOptionsFromJs(requireObject(info[1], "training options"));
       if (options.batchSize < 1) throw std::invalid_argument("batchSize must be at least 1");  // before dividing by it
@@ -230,16 +267,19 @@ class NativeTagger : public Napi::ObjectWrap<NativeTagger> {
   // trainEpoch(epoch, onProgress?) -> Promise<EpochSummary>. Progress arrives every `progressEvery` steps.
   Napi::Value TrainEpoch(const Napi::CallbackInfo& info);
 
-  // predict(dataset, batchSize) -> Promise<{ tags: Int32Array, scores: Float32Array, wordsPerWindow: Int32Array }>
+  // predict(dataset, { batchSize, bf16 }) -> Promise<{ tags: Int32Array, scores: Float32Array, wordsPerWindow: Int32Array }>
   Napi::Value Predict(const Napi::CallbackInfo& info) {
     return guarded(info.Env(), [&]() -> Napi::Value {
+      requireLive();
       auto data = std::make_shared<EncodedDataset>(datasetFromJs(info[0]));
-      const auto& c = model_->bertConfig;
-      data->validate(c.vocabSize, model_->head.numLabels, c.maxPositionEmbeddings, c.typeVocabSize);
-      const int64_t batchSize = info[1].IsNumber() ? info[1].As<Napi::Number>().Int64Value() : 32;
+      const auto& c = model_->encoderConfig;
+      data->validate(c.vocabSize, model_->head.numLabels, c.maxSequenceLength(), std::max<int64_t>(1, c.typeVocabSize));
+      auto options = requireObject(info[1], "predict options");
+      const auto batchSize = static_cast<int64_t>(requireNumber(options, "batchSize", 32));
       if (batchSize < 1) throw std::invalid_argument("predict: batchSize must be at least 1");
+      const bool bf16 = optionalBool(options, "bf16", false);
+      if (bf16 && !device_.is_cuda()) throw std::invalid_argument("predict: bf16 takes effect on CUDA only; this engine runs on the CPU");
       auto result = std::make_shared<Predictions>();
-      const bool bf16 = options_.bf16;
       return runAsync(
           info, [this, data, batchSize, result, bf16]() { *result = predictDataset(model_, *data, batchSize, device_, bf16); },
           [result](Napi::Env env) -> Napi::Value {
@@ -309,6 +349,8 @@ class EpochWorker : public Napi::AsyncProgressQueueWorker<TrainProgress> {
       summary_ = trainer_->runEpoch(*data_, epoch_, [&](const TrainProgress& p) { progress.Send(&p, 1); }, *cancel_);
     } catch (const std::exception& e) {
       SetError(describe(e));
+    } catch (...) {
+      SetError("unknown native error during training");
     }
   }
   void OnProgress(const TrainProgress* p, size_t count) override {

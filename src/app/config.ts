@@ -11,7 +11,8 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { NerEngineError } from "../errors.js";
-import { SUPPORTED_HIDDEN_ACTS } from "../model/checkpoint.js";
+import { SUPPORTED_HIDDEN_ACTS } from "../model/encoder-config.js";
+import { headSpecFields, inputSpecFields, type HeadKind } from "../model/spec.js";
 
 const int = (min: number) => z.number().int().min(min);
 const positive = () => z.number().positive();
@@ -32,31 +33,20 @@ const scratchSchema = z.strictObject({
   hiddenAct: z.enum(SUPPORTED_HIDDEN_ACTS).default("gelu"),
 });
 
-export const HEAD_KINDS = ["softmax", "crf", "bilstm-crf", "bilstm-attn-crf"] as const;
-export type HeadKind = (typeof HEAD_KINDS)[number];
+export { HEAD_KINDS, type HeadKind } from "../model/spec.js";
 
 /** Head learning rate used for CRF heads when `head.learningRate` is not given (see headSchema). */
 export const DEFAULT_CRF_HEAD_LEARNING_RATE = 1e-3;
 
+// The head's shape and the input settings are the model's (model/spec.ts): defined there once.
 const headSchema = z.strictObject({
-  kind: z.enum(HEAD_KINDS).default("softmax"),
-  /** Hidden size per direction of the BiLSTM (bilstm-* heads). */
-  lstmHiddenSize: int(1).default(256),
-  lstmLayers: int(1).default(1),
-  /** Self-attention heads over the BiLSTM output (bilstm-attn-crf). */
-  attentionHeads: int(1).default(4),
-  /** Dropout before the classifier; absent = the encoder's hidden dropout (HF semantics). */
-  classifierDropout: probability().optional(),
-  /** Viterbi only over transitions valid in the tag scheme (e.g. no O → I-X). */
-  constrainDecoding: z.boolean().default(true),
-  /** Also forbid invalid transitions in the CRF partition function while training. */
-  constrainTraining: z.boolean().default(false),
+  ...headSpecFields,
   /**
    * Learning rate of the head's own parameters (classifier, LSTM, CRF transitions). When absent it
    * is resolved by parseConfig: `training.learningRate` for softmax (exactly HF's single-lr setup),
    * 1e-3 for CRF heads, whose freshly initialised transitions barely move at BERT's 5e-5.
    */
-  learningRate: positive().optional(),
+  learningRate: z.number().min(0).optional(),
 });
 
 export const CORPUS_FORMATS = ["conll", "json", "bio", "atis"] as const;
@@ -65,28 +55,18 @@ const dataSchema = z.strictObject({
   format: z.enum(CORPUS_FORMATS).default("conll"),
   /** Scheme of the input files; IOB1 is converted to IOB2 on reading. */
   tagScheme: z.enum(["IOB2", "IOB1", "IOBES"]).default("IOB2"),
-  /** Scheme the model is trained (and decodes) in; predictions are reported in IOB2. */
-  trainScheme: z.enum(["IOB2", "IOBES"]).default("IOB2"),
-  /** Window length in sub-tokens including [CLS]/[SEP] (run_ner.py max_seq_length). */
-  maxLength: int(3).default(128),
-  /** Sub-tokens of overlap between windows of a long sentence (default maxLength / 4). */
-  stride: int(0).optional(),
-  /** Label every sub-token, not only the first of each word (run_ner.py label_all_tokens). */
-  labelAllSubtokens: z.boolean().default(false),
-  /** Fill spare window room with neighbouring sentences of the same document, as context. */
-  documentContext: z.boolean().default(false),
+  ...inputSpecFields,
   conllTokenColumn: int(0).optional(),
   conllTagColumn: int(0).optional(),
   bioOrder: z.enum(["auto", "token-tag", "tag-token"]).optional(),
-  /** Overrides the tokenizer files' lowercasing. */
-  lowercase: z.boolean().optional(),
 });
 
 const trainingSchema = z.strictObject({
   epochs: positive().default(3),
   batchSize: int(1).default(32),
   gradientAccumulation: int(1).default(1),
-  learningRate: positive().default(5e-5),
+  /** 0 is allowed (a run that must leave the weights as they are, e.g. to check a pipeline). */
+  learningRate: z.number().min(0).default(5e-5),
   weightDecay: z.number().min(0).default(0),
   warmupRatio: z.number().min(0).max(1).default(0),
   /** Overrides warmupRatio when > 0 (as in TrainingArguments). */
@@ -125,6 +105,11 @@ const metricsSchema = z.strictObject({
 const baseSchema = z.strictObject({
   /** Checkpoint directory (HF BERT layout) to fine-tune; absent = train from scratch. */
   model: z.string().min(1).optional(),
+  /**
+   * Fine-tuning a checkpoint whose head lacks some of the data's labels: keep the known rows by name and
+   * initialise the rest (HF from_pretrained's ignore_mismatched_sizes). Without it that is an error.
+   */
+  ignoreMismatchedSizes: z.boolean().default(false),
   /** Tokenizer directory; defaults to `model`. */
   tokenizer: z.string().min(1).optional(),
   // prefault (not default): the {} is parsed, so the inner defaults get filled in.

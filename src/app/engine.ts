@@ -6,14 +6,18 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { NerEngineError } from "../errors.js";
 import type { Corpus, Sentence } from "../data/types.js";
-import { parseConfig, type EngineConfig, type EngineConfigInput } from "./config.js";
-import { type BertConfig, labelList, parseBertConfig, readCheckpoint } from "../model/checkpoint.js";
-import { encodeSentences, mergeWindowPredictions, pretokenize, type EncodedCorpus } from "../data/alignment.js";
+import { mergeConfig, parseConfig, type EngineConfig, type EngineConfigInput } from "./config.js";
+import { readCheckpoint } from "../model/checkpoint.js";
+import { pretokenize } from "../data/alignment.js";
 import { loadTokenizer, type WordTokenizer } from "../text/tokenizer.js";
 import { bioesToIob2, convertScheme, LabelSet, unseenLabels, type UnseenLabel } from "../data/labels.js";
 import { classificationReport, getEntities, tagReport, type ClassificationReport } from "../eval/metrics.js";
-import type { NativeDataset, NativeProgress, NativeTagger } from "../model/native.js";
-import { createNativeTagger, forwardBatch, loadCheckpointWeights, loadWeightArrays, saveTagger, type ForwardInput, type TaggerSettings } from "../model/tagger.js";
+import type { NativeProgress } from "../model/native.js";
+import type { ForwardInput } from "../model/forward-input.js";
+import { labelList, parseEncoderConfig, scratchBertConfig } from "../model/encoder-config.js";
+import { parseNerEngineBlock, type HeadSpec, type InputSpec } from "../model/spec.js";
+import { describeMapping, type LabelMapping } from "../model/label-mapping.js";
+import { nativeDataset, Tagger, type WeightArrays } from "../model/tagger.js";
 import { writeFileAtomic } from "../model/safetensors.js";
 
 export type TrainProgress = NativeProgress;
@@ -45,6 +49,8 @@ export interface EpochResult {
 }
 
 export interface TrainingHistory {
+  /** How the head was set up from the checkpoint (which label rows were kept by name, which initialised). */
+  headMapping?: LabelMapping;
   epochs: EpochResult[];
   best?: { epoch: number; metric: number };
   test?: EvaluationResult;
@@ -80,100 +86,34 @@ export interface PredictionResult {
 export interface FitCallbacks {
   onProgress?(progress: TrainProgress): void;
   onEpoch?(epoch: EpochResult): void;
+  /** Messages worth a line in the training log (e.g. which head rows were kept). */
+  onLog?(message: string): void;
 }
 
 
 export class Engine {
   readonly config: EngineConfig;
-  private readonly tokenizer: WordTokenizer;
-  private bert: BertConfig;
-  private settings: TaggerSettings;
+  /** The model, once there is a label set (after fit(), or from Engine.load()). */
+  private tagger?: Tagger;
   private labelSet?: LabelSet;
-  private tagger?: NativeTagger;
-  /** Checkpoint weights still to load into the tagger once its label set is known. */
-  private pendingCheckpoint?: string;
   /** Set by cancel() during fit(): the native flag alone is reset when the next epoch starts. */
   private cancelRequested = false;
+  /** True from fit()'s start to its end: between epochs the native worker is idle and cannot refuse a second fit. */
+  private fitting = false;
 
+  /**
+   * `config.model`: a checkpoint to fine-tune (or continue training). Its saved head and input settings
+   * (config.json's ner_engine block) are the defaults that the given configuration overrides.
+   */
   constructor(input: EngineConfigInput | EngineConfig) {
-    this.config = parseConfig(input);
-    const c = this.config;
-    if (!c.tokenizer) throw new NerEngineError("no tokenizer directory (config.tokenizer or config.model)");
-    this.tokenizer = loadTokenizer(c.tokenizer, { lowercase: c.data.lowercase });
-    if (c.model) {
-      this.bert = parseBertConfig(JSON.parse(readFileOrThrow(path.join(c.model, "config.json"))), path.join(c.model, "config.json"));
-      this.pendingCheckpoint = c.model;
-    } else {
-      const s = c.scratch;
-      this.bert = parseBertConfig(
-        {
-          vocab_size: s.vocabSize ?? this.tokenizer.vocabSize,
-          hidden_size: s.hiddenSize,
-          num_hidden_layers: s.numHiddenLayers,
-          num_attention_heads: s.numAttentionHeads,
-          intermediate_size: s.intermediateSize,
-          max_position_embeddings: s.maxPositionEmbeddings,
-          hidden_dropout_prob: s.hiddenDropoutProb,
-          attention_probs_dropout_prob: s.attentionProbsDropoutProb,
-          layer_norm_eps: s.layerNormEps,
-          hidden_act: s.hiddenAct,
-          pad_token_id: this.tokenizer.padId,
-        },
-        "config.scratch",
-      );
-    }
-    if (this.tokenizer.vocabSize > this.bert.vocab_size) {
-      throw new NerEngineError(`the tokenizer has ${this.tokenizer.vocabSize} tokens but the model's vocab_size is ${this.bert.vocab_size}`, c.tokenizer);
-    }
-    if (c.data.maxLength > this.bert.max_position_embeddings) {
-      throw new NerEngineError(`data.maxLength ${c.data.maxLength} exceeds the model's max_position_embeddings (${this.bert.max_position_embeddings})`, "config");
-    }
-    this.settings = {
-      head: c.head.kind,
-      lstmHiddenSize: c.head.lstmHiddenSize,
-      lstmLayers: c.head.lstmLayers,
-      attentionHeads: c.head.attentionHeads,
-      classifierDropout: c.head.classifierDropout ?? null,
-      constrainDecoding: c.head.constrainDecoding,
-      constrainTraining: c.head.constrainTraining,
-      trainScheme: c.data.trainScheme,
-      maxLength: c.data.maxLength,
-      stride: c.data.stride,
-      labelAllSubtokens: c.data.labelAllSubtokens,
-      documentContext: c.data.documentContext,
-      lowercase: c.data.lowercase,
-    };
+    this.config = parseConfig(withSavedDefaults(input));
+    if (!this.config.tokenizer) throw new NerEngineError("no tokenizer directory (config.tokenizer or config.model)");
   }
 
-  /** Loads a checkpoint saved by this engine (or a HF BertForTokenClassification one) for inference or more training. */
+  /** Loads a saved model (ours, or a HF *ForTokenClassification checkpoint) for inference or more training. */
   static async load(dir: string, opts: { device?: "auto" | "cpu" | "cuda" } = {}): Promise<Engine> {
-    const checkpoint = readCheckpoint(dir);
-    const saved = (checkpoint.config.ner_engine ?? {}) as Partial<TaggerSettings>;
-    const engine = new Engine({
-      model: dir,
-      device: opts.device ?? "auto",
-      head: {
-        kind: saved.head ?? "softmax",
-        lstmHiddenSize: saved.lstmHiddenSize,
-        lstmLayers: saved.lstmLayers,
-        attentionHeads: saved.attentionHeads,
-        classifierDropout: saved.classifierDropout ?? undefined,
-        constrainDecoding: saved.constrainDecoding,
-        constrainTraining: saved.constrainTraining,
-      },
-      data: {
-        trainScheme: saved.trainScheme,
-        maxLength: saved.maxLength ?? Math.min(512, checkpoint.config.max_position_embeddings),
-        stride: saved.stride,
-        labelAllSubtokens: saved.labelAllSubtokens,
-        documentContext: saved.documentContext,
-        lowercase: saved.lowercase,
-      },
-    });
-    engine.labelSet = new LabelSet(labelList(checkpoint.config));
-    engine.tagger = createNativeTagger(engine.bert, engine.labelSet.labels, engine.settings, engine.config.device, engine.config.training.seed);
-    await loadCheckpointWeights(engine.tagger, checkpoint, { requireHead: true, numLabels: engine.labelSet.size });
-    engine.pendingCheckpoint = undefined;
+    const engine = new Engine({ model: dir, device: opts.device ?? "auto" });
+    engine.setTagger(await Tagger.load(dir, { device: engine.config.device, seed: engine.config.training.seed }));
     return engine;
   }
 
@@ -186,28 +126,50 @@ export class Engine {
     return this.labelSet?.labels ?? [];
   }
 
-  /** Raw encoder + head forward in eval mode (HF BertForTokenClassification semantics for the softmax head). */
+  /** The model (spec, tokenizer, weights); undefined before fit() unless loaded. */
+  get model(): Tagger | undefined {
+    return this.tagger;
+  }
+
+  /** Raw encoder + head forward in eval mode (HF *ForTokenClassification semantics for the softmax head). */
   async forward(input: ForwardInput & { labels?: number[][] }) {
-    const { vocab_size: vocabSize, type_vocab_size: typeVocabSize, max_position_embeddings: maxPositions } = this.bert;
-    return this.requireTagger().forward(forwardBatch(input, { vocabSize, typeVocabSize, maxPositions, numLabels: this.labels.length }));
+    return this.requireTagger().forward(input);
   }
 
   /** Fine-tunes on `train`, evaluating on `dev` after each epoch and keeping the best weights. */
   async fit(data: { train: Corpus; dev?: Corpus; test?: Corpus }, callbacks: FitCallbacks = {}): Promise<TrainingHistory> {
+    // Refused before it touches any state (cancel flag, trainer) of the fit that is running.
+    if (this.fitting) throw new NerEngineError("the engine is busy with another call (a fit is running); await it first");
+    this.fitting = true;
+    try {
+      return await this.fitUnguarded(data, callbacks);
+    } finally {
+      this.fitting = false;
+    }
+  }
+
+  private async fitUnguarded(data: { train: Corpus; dev?: Corpus; test?: Corpus }, callbacks: FitCallbacks): Promise<TrainingHistory> {
     const c = this.config;
     const started = Date.now();
     this.cancelRequested = false;
     const train = this.toTrainScheme(data.train.sentences);
     if (train.length === 0) throw new NerEngineError("the training set has no sentences", data.train.source);
     if (!train.some((s) => s.tokens.length > 0)) throw new NerEngineError("the training set has only empty sentences", data.train.source);
-    if (!this.labelSet) this.labelSet = LabelSet.fromSentences(train, c.data.trainScheme === "IOBES" ? "IOBES" : "IOB2");
-    await this.ensureTagger();
+    const history: TrainingHistory = { epochs: [], stoppedEarly: false, cancelled: false, seconds: 0 };
+    if (!this.tagger) {
+      const mapping = await this.createTagger(train);
+      if (mapping) {
+        history.headMapping = mapping;
+        callbacks.onLog?.(describeMapping(mapping));
+      }
+    }
     const tagger = this.requireTagger();
-    const unseen = unseenLabels(train, this.labelSet);
+    const labelSet = this.requireLabels();
+    const unseen = unseenLabels(train, labelSet);
     if (unseen.length) throw new NerEngineError(`training labels missing from the model's label set: ${unseen.map((u) => u.label).join(", ")}`, data.train.source);
 
-    const encoded = this.encode(train, true);
-    const plan = tagger.setupTraining(toNativeDataset(encoded, true), {
+    const encoded = tagger.encode(train, (tag) => (labelSet.has(tag) ? labelSet.id(tag) : -100));
+    const plan = tagger.native.setupTraining(nativeDataset(encoded, true), {
       epochs: Math.ceil(c.training.epochs),
       batchSize: c.training.batchSize,
       gradientAccumulation: c.training.gradientAccumulation,
@@ -228,18 +190,17 @@ export class Engine {
       lengthGrouping: c.training.groupByLength === "hf" ? "megabatch" : c.training.groupByLength ? "pools" : "none",
     });
 
-    const history: TrainingHistory = { epochs: [], stoppedEarly: false, cancelled: false, seconds: 0 };
     let firstEpoch = 0;
     if (c.training.resumeFrom) firstEpoch = await this.resume(c.training.resumeFrom, history);
     const epochs = Math.ceil(c.training.epochs);
-    let bestWeights: Awaited<ReturnType<NativeTagger["exportWeights"]>> | undefined;
+    let bestWeights: WeightArrays | undefined;
     let sinceBest = 0;
     for (let epoch = firstEpoch; epoch < epochs; epoch++) {
       if (this.cancelRequested) {
         history.cancelled = true;
         break;
       }
-      const summary = await tagger.trainEpoch(epoch, callbacks.onProgress);
+      const summary = await tagger.native.trainEpoch(epoch, callbacks.onProgress);
       if (summary.callbackError) throw new NerEngineError(`the progress callback threw: ${summary.callbackError}`);
       // A cancel() that arrives after the epoch's last step (e.g. from its last progress report) still counts.
       const cancelled = summary.cancelled || this.cancelRequested;
@@ -253,6 +214,8 @@ export class Engine {
         phaseSeconds: summary.phaseSeconds,
         isBest: false,
       };
+      // One export per epoch serves the resume point, the best model on disk and the best kept in memory.
+      const weights = c.output || data.dev ? await tagger.exportWeights() : undefined;
       if (data.dev && !cancelled) {
         result.dev = await this.evaluate(data.dev);
         const metric = c.training.metricForBestModel === "f1" ? result.dev.report.micro.f1 : -summary.meanLoss;
@@ -260,12 +223,12 @@ export class Engine {
           history.best = { epoch, metric };
           result.isBest = true;
           sinceBest = 0;
-          bestWeights = await tagger.exportWeights();
-          if (c.output) await this.save(path.join(c.output, "model"));
+          bestWeights = weights;
+          if (c.output) await tagger.save(path.join(c.output, "model"), { weights });
         } else sinceBest++;
       }
       history.epochs.push(result);
-      if (c.output) await this.saveResumePoint(path.join(c.output, "last"), epoch, history);
+      if (c.output) await this.saveResumePoint(path.join(c.output, "last"), epoch, history, weights!);
       callbacks.onEpoch?.(result);
       if (cancelled || this.cancelRequested) {
         history.cancelled = true;
@@ -277,7 +240,9 @@ export class Engine {
       }
       if (summary.globalStep >= plan.totalSteps) break;
     }
-    if (bestWeights && history.best && history.best.epoch !== history.epochs.at(-1)?.epoch) await loadWeightArrays(this.requireTagger(), bestWeights);
+    if (bestWeights && history.best && history.best.epoch !== history.epochs.at(-1)?.epoch) await tagger.restoreWeights(bestWeights);
+    // Without a best epoch (no dev set) the model on disk is the last one.
+    if (c.output && !history.best) await tagger.save(path.join(c.output, "model"));
     if (data.test) history.test = await this.evaluate(data.test);
     history.seconds = (Date.now() - started) / 1000;
     return history;
@@ -286,7 +251,7 @@ export class Engine {
   /** Stops a running fit() at the next step; the weights stay as they are. */
   cancel(): void {
     this.cancelRequested = true;
-    this.tagger?.cancel();
+    this.tagger?.native.cancel();
   }
 
   /** Predicts `data` and scores it against its tags (seqeval, in IOB2). */
@@ -296,7 +261,7 @@ export class Engine {
     const sentences = data.sentences.filter((s) => s.tokens.length > 0);
     const iob2 = this.toInputIob2(sentences);
     const gold = iob2.map((s) => s.tags);
-    const predicted = await this.predictTags(sentences.map((s) => s.tokens), sentences);
+    const predicted = await this.predictTags(sentences);
     const pred = predicted.map((p) => p.tags);
     const seconds = (Date.now() - started) / 1000;
     return {
@@ -323,7 +288,7 @@ export class Engine {
       sentences = [{ words: input as string[] }];
     }
     const nonEmpty = sentences.filter((s) => s.words.length > 0);
-    const predicted = nonEmpty.length ? await this.predictTags(nonEmpty.map((s) => s.words)) : [];
+    const predicted = nonEmpty.length ? await this.predictTags(nonEmpty.map((s) => ({ tokens: s.words, tags: s.words.map(() => "O") }))) : [];
     let next = 0;
     return sentences.map((s) => {
       if (s.words.length === 0) return { words: [], entities: [] };
@@ -347,42 +312,62 @@ export class Engine {
 
   /** Writes a HF-layout checkpoint directory (atomic per file). */
   async save(dir: string): Promise<void> {
-    await saveTagger(dir, this.requireTagger(), this.bert, this.requireLabels().labels, this.settings, this.config.tokenizer);
+    await this.requireTagger().save(dir);
+  }
+
+  /** Frees the native model now; the engine needs fit() or load() again afterwards. */
+  dispose(): void {
+    this.tagger?.dispose();
+    this.tagger = undefined;
+    this.labelSet = undefined;
   }
 
   // ---- internals ----------------------------------------------------------------------------------
 
-  private async predictTags(words: string[][], sentences?: Sentence[]): Promise<{ tags: string[]; scores: number[] }[]> {
-    const labelSet = this.requireLabels();
-    const tagger = this.requireTagger();
-    const encoded = this.encode(sentences ?? words.map((tokens) => ({ tokens, tags: tokens.map(() => "O") })), false);
-    const out = await tagger.predict(toNativeDataset(encoded, false), this.config.training.evalBatchSize);
-    const perWindowTags: Int32Array[] = [];
-    const perWindowScores: Float32Array[] = [];
-    let offset = 0;
-    for (let w = 0; w < encoded.numWindows; w++) {
-      const n = out.wordsPerWindow[w];
-      perWindowTags.push(out.tags.subarray(offset, offset + n));
-      perWindowScores.push(out.scores.subarray(offset, offset + n));
-      offset += n;
-    }
-    const tagIds = mergeWindowPredictions(encoded, perWindowTags);
-    const scores = mergeWindowPredictions(encoded, perWindowScores);
-    return tagIds.map((ids, i) => {
-      let tags = ids.map((id) => labelSet.label(id));
-      if (this.settings.trainScheme === "IOBES") tags = bioesToIob2(tags);
-      return { tags, scores: scores[i] };
-    });
+  private setTagger(tagger: Tagger): void {
+    this.tagger = tagger;
+    this.labelSet = new LabelSet([...tagger.labels]);
   }
 
-  private encode(sentences: Sentence[], withLabels: boolean): EncodedCorpus {
+  /** The model for a first fit(): from the checkpoint (head mapped by label name) or from scratch. */
+  private async createTagger(train: Sentence[]): Promise<LabelMapping | undefined> {
+    const c = this.config;
+    const tokenizer = loadTokenizer(c.tokenizer!, { lowercase: c.data.lowercase });
+    const settings = { head: headSpecOf(c), input: inputSpecOf(c) };
+    const dataLabels = LabelSet.fromSentences(train, c.data.trainScheme === "IOBES" ? "IOBES" : "IOB2").labels;
+    const opts = { device: c.device, seed: c.training.seed };
+    if (c.model) {
+      const { tagger, mapping } = await Tagger.fromCheckpoint(readCheckpoint(c.model), settings, dataLabels, tokenizer, c.tokenizer, { ...opts, ignoreMismatchedSizes: c.ignoreMismatchedSizes });
+      this.setTagger(tagger);
+      return mapping;
+    }
+    const s = c.scratch;
+    const encoder = scratchBertConfig({
+      vocab_size: s.vocabSize ?? tokenizer.vocabSize,
+      hidden_size: s.hiddenSize,
+      num_hidden_layers: s.numHiddenLayers,
+      num_attention_heads: s.numAttentionHeads,
+      intermediate_size: s.intermediateSize,
+      max_position_embeddings: s.maxPositionEmbeddings,
+      hidden_dropout_prob: s.hiddenDropoutProb,
+      attention_probs_dropout_prob: s.attentionProbsDropoutProb,
+      layer_norm_eps: s.layerNormEps,
+      hidden_act: s.hiddenAct,
+      pad_token_id: tokenizer.padId,
+    });
+    this.setTagger(Tagger.create({ encoder, labels: dataLabels, ...settings }, tokenizer, c.tokenizer, opts));
+    return undefined;
+  }
+
+  private async predictTags(sentences: Sentence[]): Promise<{ tags: string[]; scores: number[] }[]> {
     const labelSet = this.requireLabels();
-    return encodeSentences(this.tokenizer, sentences, {
-      maxLength: this.settings.maxLength,
-      stride: this.settings.stride,
-      labelAllSubtokens: this.settings.labelAllSubtokens,
-      documentContext: this.settings.documentContext,
-      labelIds: withLabels ? (tag) => (labelSet.has(tag) ? labelSet.id(tag) : -100) : undefined,
+    const tagger = this.requireTagger();
+    const { ids, scores } = await tagger.predictIds(sentences, { batchSize: this.config.training.evalBatchSize, bf16: this.config.training.bf16 });
+    return ids.map((row, i) => {
+      // A word without sub-tokens (e.g. only U+200B) is invisible to the model, as in HF: tag O.
+      let tags = row.map((id) => (id < 0 ? "O" : labelSet.label(id)));
+      if (tagger.spec.input.trainScheme === "IOBES") tags = bioesToIob2(tags);
+      return { tags, scores: scores[i] };
     });
   }
 
@@ -397,26 +382,14 @@ export class Engine {
   }
 
   private fromIob2ToTrainScheme(iob2: Sentence[]): Sentence[] {
-    return this.settings.trainScheme === "IOB2" ? iob2 : convertScheme(iob2, "IOB2", "IOBES");
-  }
-
-  private async ensureTagger(): Promise<void> {
-    if (this.tagger) return;
-    const labels = this.requireLabels().labels;
-    this.tagger = createNativeTagger(this.bert, labels, this.settings, this.config.device, this.config.training.seed);
-    if (this.pendingCheckpoint) {
-      const checkpoint = readCheckpoint(this.pendingCheckpoint);
-      await loadCheckpointWeights(this.tagger, checkpoint, { requireHead: false, numLabels: labels.length });
-      this.pendingCheckpoint = undefined;
-    }
+    const scheme = this.tagger?.spec.input.trainScheme ?? this.config.data.trainScheme;
+    return scheme === "IOB2" ? iob2 : convertScheme(iob2, "IOB2", "IOBES");
   }
 
   /** The last epoch's weights + optimizer state, so training can resume from it. */
-  private async saveResumePoint(dir: string, epoch: number, history: TrainingHistory): Promise<void> {
-    const state = this.requireTagger().saveTrainerState();
-    await saveTagger(dir, this.requireTagger(), this.bert, this.requireLabels().labels, this.settings, this.config.tokenizer, {
-      "trainer_state.pt": state,
-    });
+  private async saveResumePoint(dir: string, epoch: number, history: TrainingHistory, weights: WeightArrays): Promise<void> {
+    const tagger = this.requireTagger();
+    await tagger.save(dir, { weights, extraFiles: { "trainer_state.pt": tagger.native.saveTrainerState() } });
     const summary = { epoch, best: history.best ?? null, epochs: history.epochs.map(({ dev: _dev, ...rest }) => rest) };
     writeFileAtomic(path.join(dir, "trainer_state.json"), JSON.stringify(summary, null, 2));
   }
@@ -427,15 +400,28 @@ export class Engine {
     if (!existsSync(statePath) || !existsSync(optimizerPath)) {
       throw new NerEngineError("not a resumable checkpoint (trainer_state.json / trainer_state.pt missing)", dir);
     }
-    const state = JSON.parse(readFileOrThrow(statePath)) as { epoch: number; best: TrainingHistory["best"] | null };
+    const state = readJsonFile(statePath) as { epoch?: unknown; best?: unknown };
+    if (state === null || typeof state !== "object" || !Number.isInteger(state.epoch) || (state.epoch as number) < 0) {
+      throw new NerEngineError('expected an object with a non-negative integer "epoch"', statePath);
+    }
+    const best = state.best as { epoch?: unknown; metric?: unknown } | null | undefined;
+    if (best != null && (typeof best !== "object" || !Number.isInteger(best.epoch) || typeof best.metric !== "number")) {
+      throw new NerEngineError('"best" must be null or { epoch: integer, metric: number }', statePath);
+    }
     const checkpoint = readCheckpoint(dir);
-    await loadCheckpointWeights(this.requireTagger(), checkpoint, { requireHead: true, numLabels: this.requireLabels().size });
-    this.requireTagger().loadTrainerState(readFileSync(optimizerPath));
-    history.best = state.best ?? undefined;
-    return state.epoch + 1;
+    const tagger = this.requireTagger();
+    // The optimizer's moments are row-ordered, so a resume point must have exactly this model's labels.
+    const saved = labelList(checkpoint.config);
+    if (saved.join("\u0000") !== tagger.labels.join("\u0000")) {
+      throw new NerEngineError(`the resume point's labels (${saved.join(", ")}) are not this model's (${tagger.labels.join(", ")})`, dir);
+    }
+    await tagger.loadCheckpoint(checkpoint, { complete: true });
+    tagger.native.loadTrainerState(readFileSync(optimizerPath));
+    history.best = (best ?? undefined) as TrainingHistory["best"];
+    return (state.epoch as number) + 1;
   }
 
-  private requireTagger(): NativeTagger {
+  private requireTagger(): Tagger {
     if (!this.tagger) throw new NerEngineError("the model has no label set yet: call fit() first, or Engine.load() a trained checkpoint");
     return this.tagger;
   }
@@ -446,14 +432,45 @@ export class Engine {
   }
 }
 
-function toNativeDataset(encoded: EncodedCorpus, withLabels: boolean): NativeDataset {
-  return { inputIds: encoded.inputIds, windowOffsets: encoded.windowOffsets, wordStarts: encoded.wordStarts, labels: withLabels ? encoded.labels : undefined };
+function headSpecOf(c: EngineConfig): HeadSpec {
+  const { learningRate: _lr, ...head } = c.head;
+  return head;
+}
+
+function inputSpecOf(c: EngineConfig): InputSpec {
+  const { trainScheme, maxLength, stride, labelAllSubtokens, documentContext, lowercase } = c.data;
+  return { trainScheme, maxLength, stride, labelAllSubtokens, documentContext, lowercase };
+}
+
+/**
+ * A checkpoint saved by this engine carries its head and input settings; they are the defaults for
+ * continuing to train it, under whatever the caller sets. HF checkpoints carry none.
+ */
+function withSavedDefaults(input: EngineConfigInput | EngineConfig): EngineConfigInput {
+  const model = (input as { model?: unknown }).model;
+  if (typeof model !== "string") return input as EngineConfigInput;
+  const configPath = path.join(model, "config.json");
+  if (!existsSync(configPath)) return input as EngineConfigInput;
+  const json = readJsonFile(configPath) as Record<string, unknown> | null;
+  if (!json || typeof json !== "object" || !json.ner_engine) return input as EngineConfigInput;
+  const block = parseNerEngineBlock(parseEncoderConfig(json, configPath), configPath);
+  return mergeConfig({ head: block.head, data: block.input }, input as Record<string, unknown>) as EngineConfigInput;
 }
 
 function readFileOrThrow(file: string): string {
   try {
     return readFileSync(file, "utf8");
-  } catch {
-    throw new NerEngineError("cannot read file", file);
+  } catch (e) {
+    throw new NerEngineError(`cannot read file (${(e as Error).message})`, file);
+  }
+}
+
+/** A JSON file's value; unreadable or invalid JSON is a NerEngineError naming the file. */
+function readJsonFile(file: string): unknown {
+  const text = readFileOrThrow(file);
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new NerEngineError(`${path.basename(file)} is not valid JSON (${(e as Error).message})`, file);
   }
 }

@@ -28,17 +28,17 @@ export interface EncodedCorpus {
   inputIds: Int32Array;
   /** Length windows+1: window w spans [windowOffsets[w], windowOffsets[w+1]). */
   windowOffsets: Int32Array;
-  /** 1 at the first sub-token of each word this window predicts, else 0. */
+  /** 1 at the first sub-token of each word this window predicts, else 0 (a word without sub-tokens has no position). */
   wordStarts: Int32Array;
   /** Label id at labelled positions, -100 elsewhere. */
   labels: Int32Array;
   /** Index of the word in the window's own sentence for its main-span tokens; -1 for [CLS]/[SEP]/document context. */
   tokenWordIndex: Int32Array;
   windowSentence: Int32Array;
-  /** First word (in its sentence) the window predicts; it predicts windowWordCount[w] consecutive words. */
+  /** First word (in its sentence) the window owns; it owns windowWordCount[w] consecutive words and predicts those with sub-tokens. */
   windowWordStart: Int32Array;
   windowWordCount: Int32Array;
-  /** Words per input sentence (sentences without words get no window). */
+  /** Words per input sentence (sentences without sub-tokens get no window). */
   sentenceWordCounts: Int32Array;
   numWindows: number;
   maxLength: number;
@@ -144,11 +144,12 @@ export function encodeSentences(tokenizer: WordTokenizer, sentences: readonly (S
 
   sentences.forEach((sentence, si) => {
     const words = pieces[si];
-    if (words.length === 0) return;
     const tags = Array.isArray(sentence) ? undefined : (sentence as Sentence).tags;
     if (tags !== undefined && tags.length !== words.length) {
       throw new NerEngineError(`sentence ${si} has ${words.length} tokens but ${tags.length} tags`);
     }
+    // Nothing to train on or to feed (a window of only [CLS] [SEP]); merging leaves its words unpredicted.
+    if (!words.some((ids) => ids.length > 0)) return;
     const labelled = tags !== undefined && opts.labelIds !== undefined;
     for (const plan of planWindows(words.map((w) => w.length), body, stride)) {
       windowOffsets.push(inputIds.length);
@@ -224,33 +225,24 @@ function documentContext(pieces: readonly (readonly number[])[][], docOf: readon
   return [left.reverse(), right];
 }
 
-/** Extracts each window's word predictions (at wordStarts=1) from per-position predictions, flat or padded to `paddedLength` per window. */
-export function wordPredictionsFromTokens(encoded: EncodedCorpus, tokenPredictions: ArrayLike<number>, paddedLength?: number): number[][] {
-  const out: number[][] = [];
-  for (let w = 0; w < encoded.numWindows; w++) {
-    const start = encoded.windowOffsets[w];
-    const end = encoded.windowOffsets[w + 1];
-    const base = paddedLength === undefined ? start : w * paddedLength;
-    const preds: number[] = [];
-    for (let p = start; p < end; p++) if (encoded.wordStarts[p] === 1) preds.push(tokenPredictions[base + p - start]);
-    out.push(preds);
-  }
-  return out;
-}
-
-/** Merges per-window predictions (one per owned word, in order) into one prediction per word, per sentence. */
-export function mergeWindowPredictions(encoded: EncodedCorpus, perWindowWordPredictions: readonly ArrayLike<number>[]): number[][] {
+/**
+ * Merges per-window predictions (one per word start, in order: what native predict returns) into
+ * one prediction per word, per sentence. Words without sub-tokens have no start and get `fill`.
+ */
+export function mergeWindowPredictions(encoded: EncodedCorpus, perWindowWordPredictions: readonly ArrayLike<number>[], fill = -1): number[][] {
   if (perWindowWordPredictions.length !== encoded.numWindows) {
     throw new NerEngineError(`expected predictions for ${encoded.numWindows} windows, got ${perWindowWordPredictions.length}`);
   }
-  const out = Array.from(encoded.sentenceWordCounts, (n) => new Array<number>(n).fill(-1));
+  const out = Array.from(encoded.sentenceWordCounts, (n) => new Array<number>(n).fill(fill));
   for (let w = 0; w < encoded.numWindows; w++) {
     const preds = perWindowWordPredictions[w];
-    const count = encoded.windowWordCount[w];
-    if (preds.length !== count) throw new NerEngineError(`window ${w} owns ${count} words but got ${preds.length} predictions`);
+    const start = encoded.windowOffsets[w];
+    const end = encoded.windowOffsets[w + 1];
+    let count = 0;
+    for (let p = start; p < end; p++) count += encoded.wordStarts[p];
+    if (preds.length !== count) throw new NerEngineError(`window ${w} predicts ${count} words but got ${preds.length} predictions`);
     const target = out[encoded.windowSentence[w]];
-    const first = encoded.windowWordStart[w];
-    for (let k = 0; k < count; k++) target[first + k] = preds[k];
+    for (let p = start, k = 0; p < end; p++) if (encoded.wordStarts[p] === 1) target[encoded.tokenWordIndex[p]] = preds[k++];
   }
   return out;
 }

@@ -35,11 +35,6 @@ function typeOf(tag: string | undefined): string {
   return tag.slice(2);
 }
 
-export interface LabelSetJSON {
-  id2label: Record<string, string>;
-  label2id: Record<string, number>;
-}
-
 /** A fixed, ordered mapping between label strings and integer ids (the model's output classes). */
 export class LabelSet {
   readonly labels: readonly string[];
@@ -76,21 +71,6 @@ export class LabelSet {
     return new LabelSet(seen.has("O") ? ["O", ...rest] : rest);
   }
 
-  /** Rebuild from HF `config.json` `id2label` (or the whole `{ id2label, label2id }` object). */
-  static fromJSON(json: Record<string, string> | LabelSetJSON): LabelSet {
-    const id2label = isLabelSetJSON(json) ? json.id2label : json;
-    const n = Object.keys(id2label).length;
-    const labels: string[] = [];
-    for (let i = 0; i < n; i++) {
-      const label = id2label[String(i)];
-      if (typeof label !== "string") {
-        throw new NerEngineError(`id2label has no string entry for id ${i} (ids must be 0..${n - 1})`, "id2label");
-      }
-      labels.push(label);
-    }
-    return new LabelSet(labels);
-  }
-
   get size(): number {
     return this.labels.length;
   }
@@ -110,21 +90,6 @@ export class LabelSet {
     if (label === undefined) throw new NerEngineError(`label id ${id} out of range 0..${this.size - 1}`, "LabelSet");
     return label;
   }
-
-  /** HF `config.json` format: string keys in id2label, numeric values in label2id. */
-  toJSON(): LabelSetJSON {
-    const id2label: Record<string, string> = {};
-    const label2id: Record<string, number> = {};
-    this.labels.forEach((label, i) => {
-      id2label[String(i)] = label;
-      label2id[label] = i;
-    });
-    return { id2label, label2id };
-  }
-}
-
-function isLabelSetJSON(x: Record<string, string> | LabelSetJSON): x is LabelSetJSON {
-  return typeof (x as LabelSetJSON).id2label === "object" && (x as LabelSetJSON).id2label !== null;
 }
 
 // ---------------------------------------------------------------------------

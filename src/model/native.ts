@@ -13,14 +13,19 @@ export interface NativeTensor {
   data: Float32Array;
 }
 
-export interface NativeBertConfig {
+export interface NativeEncoderConfig {
+  family: "bert" | "distilbert" | "roberta" | "xlm-roberta";
   vocabSize: number;
   hiddenSize: number;
   numHiddenLayers: number;
   numAttentionHeads: number;
   intermediateSize: number;
   maxPositionEmbeddings: number;
+  /** 0: no token type embeddings (DistilBERT). */
   typeVocabSize: number;
+  /** Embedding padding_idx (and RoBERTa's position origin); null = none. */
+  padTokenId: number | null;
+  sinusoidalPositions: boolean;
   layerNormEps: number;
   hiddenDropoutProb: number;
   attentionProbsDropoutProb: number;
@@ -34,6 +39,7 @@ export interface NativeHeadConfig {
   lstmHiddenSize: number;
   lstmLayers: number;
   attentionHeads: number;
+  constrainDecoding: boolean;
   constrainTraining: boolean;
   constraints?: { transitions: Float32Array; start: Float32Array; end: Float32Array };
 }
@@ -105,7 +111,8 @@ export interface NativeWeightEntry {
 
 export interface NativeTagger {
   readonly device: "cpu" | "cuda";
-  loadWeights(bytes: Uint8Array, entries: NativeWeightEntry[], requiredPrefixes: string[]): Promise<{ initialised: string[]; unused: string[] }>;
+  /** Checkpoint names in and out; labelRows[i] = the checkpoint row of label i for the head's label-indexed tensors (-1 = keep init). */
+  loadWeights(bytes: Uint8Array, entries: NativeWeightEntry[], requiredPrefixes: string[], labelRows?: number[]): Promise<{ initialised: string[]; unused: string[] }>;
   forward(batch: {
     inputIds: Int32Array;
     attentionMask: Int32Array;
@@ -117,10 +124,12 @@ export interface NativeTagger {
   exportWeights(): Promise<{ name: string; shape: number[]; data: Float32Array }[]>;
   setupTraining(data: NativeDataset, options: NativeTrainOptions): { stepsPerEpoch: number; totalSteps: number };
   trainEpoch(epoch: number, onProgress?: (p: NativeProgress) => void): Promise<NativeEpochSummary>;
-  predict(data: NativeDataset, batchSize: number): Promise<{ tags: Int32Array; scores: Float32Array; wordsPerWindow: Int32Array }>;
+  predict(data: NativeDataset, options: { batchSize: number; bf16: boolean }): Promise<{ tags: Int32Array; scores: Float32Array; wordsPerWindow: Int32Array }>;
   cancel(): void;
   saveTrainerState(): Buffer;
   loadTrainerState(bytes: Uint8Array): void;
+  /** Frees the native model now; every later call throws. */
+  dispose(): void;
 }
 
 export interface CrfInput {
@@ -133,7 +142,7 @@ export interface CrfInput {
 
 export interface NativeAddon {
   NativeTagger: new (options: {
-    bert: NativeBertConfig;
+    encoder: NativeEncoderConfig;
     head: NativeHeadConfig;
     device: string;
     seed: number;

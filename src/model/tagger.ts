@@ -1,104 +1,281 @@
 /**
- * The bridge between checkpoint files and the native tagger: builds a NativeTagger from a BERT
- * config and head settings, moves weights in (views over the safetensors bytes, no copy here) and
- * out (HF tensor names), and holds the settings a saved model needs to be rebuilt.
+ * Tagger: the one object that owns a model, as flair's SequenceTagger and HF's PreTrainedModel do: its
+ * spec (encoder config, labels, head, input settings), its tokenizer and the native encoder + head; it
+ * encodes words, predicts, and saves to / loads from a HF-layout folder (config.json, model.safetensors,
+ * tokenizer files).
  */
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { NerEngineError } from "../errors.js";
-import { type BertConfig, type Checkpoint, writeCheckpoint } from "./checkpoint.js";
+import type { Sentence } from "../data/types.js";
 import { transitionConstraints } from "../data/labels.js";
-import { native, type NativeTagger } from "./native.js";
+import { encodeSentences, mergeWindowPredictions, type EncodedCorpus } from "../data/alignment.js";
+import { loadTokenizer, type WordTokenizer } from "../text/tokenizer.js";
+import { type Checkpoint, readCheckpoint, writeCheckpoint } from "./checkpoint.js";
+import { configJsonFor, encoderPrefix, isRobertaLike, labelList, maxSequenceLength, type EncoderConfig } from "./encoder-config.js";
+import { checkSpec, nerEngineBlock, parseNerEngineBlock, type TaggerSpec } from "./spec.js";
+import { mapLabelsByName, type LabelMapping } from "./label-mapping.js";
+import { native, type NativeDataset, type NativeTagger, type NativeWeightEntry } from "./native.js";
+import { forwardBatch, type ForwardInput } from "./forward-input.js";
 import type { TensorToWrite } from "./safetensors.js";
-import type { HeadKind } from "../app/config.js";
 
-/** Head and data settings saved in config.json under `ner_engine`, so a model reloads exactly. */
-export interface TaggerSettings {
-  head: HeadKind;
-  lstmHiddenSize: number;
-  lstmLayers: number;
-  attentionHeads: number;
-  classifierDropout: number | null;
-  constrainDecoding: boolean;
-  constrainTraining: boolean;
-  /** Scheme of the label set the model predicts in ("IOB2" or "IOBES"). */
-  trainScheme: "IOB2" | "IOBES";
-  maxLength: number;
-  stride?: number;
-  labelAllSubtokens: boolean;
-  documentContext: boolean;
-  lowercase?: boolean;
+/** Tokenizer files copied into a saved model (whichever the tokenizer folder has). */
+export const TOKENIZER_FILES = [
+  "tokenizer.json",
+  "vocab.txt",
+  "vocab.json",
+  "merges.txt",
+  "sentencepiece.bpe.model",
+  "spiece.model",
+  "tokenizer_config.json",
+  "special_tokens_map.json",
+  "added_tokens.json",
+];
+
+export interface TaggerOptions {
+  device?: "auto" | "cpu" | "cuda";
+  /** Seeds the initialisation of whatever the checkpoint does not provide. */
+  seed?: number;
 }
 
-export const TOKENIZER_FILES = ["tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"];
+export type WeightArrays = Awaited<ReturnType<NativeTagger["exportWeights"]>>;
 
-export function createNativeTagger(bert: BertConfig, labels: readonly string[], settings: TaggerSettings, device: string, seed: number): NativeTagger {
-  const withConstraints = settings.head !== "softmax" && (settings.constrainDecoding || settings.constrainTraining);
+export class Tagger {
+  private handle: NativeTagger | undefined;
+
+  private constructor(
+    readonly spec: TaggerSpec,
+    readonly tokenizer: WordTokenizer,
+    /** Where the tokenizer files came from (copied on save). */
+    readonly tokenizerDir: string | undefined,
+    handle: NativeTagger,
+  ) {
+    this.handle = handle;
+  }
+
+  /** A tagger with freshly initialised weights. */
+  static create(spec: TaggerSpec, tokenizer: WordTokenizer, tokenizerDir: string | undefined, opts: TaggerOptions = {}): Tagger {
+    checkSpec(spec, tokenizerDir ?? "model");
+    checkTokenizerFits(spec.encoder, tokenizer);
+    return new Tagger(spec, tokenizer, tokenizerDir, newNativeTagger(spec, opts));
+  }
+
+  /** Loads a saved tagger: one of ours, or a HF *ForTokenClassification checkpoint of a supported family. */
+  static async load(dir: string, opts: TaggerOptions = {}): Promise<Tagger> {
+    const checkpoint = readCheckpoint(dir);
+    const block = parseNerEngineBlock(checkpoint.config, path.join(dir, "config.json"));
+    if (!checkpoint.hasTokenizer) throw new NerEngineError("the model folder has no tokenizer (tokenizer.json or vocab.txt)", dir);
+    const tokenizer = loadTokenizer(dir, { lowercase: block.input.lowercase });
+    const tagger = Tagger.create({ encoder: checkpoint.config, labels: labelList(checkpoint.config), ...block }, tokenizer, dir, opts);
+    await tagger.loadCheckpoint(checkpoint, { complete: true });
+    return tagger;
+  }
+
+  /**
+   * The start of fine-tuning: the encoder from `checkpoint`, and its head's rows mapped onto the data's
+   * labels by name (kept rows, fresh rows for new labels; see label-mapping.ts).
+   */
+  static async fromCheckpoint(
+    checkpoint: Checkpoint,
+    settings: Pick<TaggerSpec, "head" | "input">,
+    dataLabels: readonly string[],
+    tokenizer: WordTokenizer,
+    tokenizerDir: string | undefined,
+    opts: TaggerOptions & { ignoreMismatchedSizes: boolean },
+  ): Promise<{ tagger: Tagger; mapping: LabelMapping }> {
+    const config = checkpoint.config;
+    const classifier = checkpoint.weights.get("classifier.weight");
+    let known = classifier && config.hasLabelNames ? labelList(config) : undefined;
+    if (known && classifier!.shape[0] !== known.length) {
+      if (!opts.ignoreMismatchedSizes) {
+        throw new NerEngineError(`classifier.weight has ${classifier!.shape[0]} rows but config.json names ${known.length} labels (set ignoreMismatchedSizes to start a fresh head)`, checkpoint.dir);
+      }
+      known = undefined;
+    }
+    const mapping = mapLabelsByName(known, dataLabels, { ignoreMismatchedSizes: opts.ignoreMismatchedSizes, source: checkpoint.dir });
+    const tagger = Tagger.create({ encoder: config, labels: mapping.labels, ...settings }, tokenizer, tokenizerDir, opts);
+    await tagger.loadCheckpoint(checkpoint, { complete: false, labelRows: known ? mapping.rows : undefined });
+    return { tagger, mapping };
+  }
+
+  get labels(): readonly string[] {
+    return this.spec.labels;
+  }
+
+  get device(): "cpu" | "cuda" {
+    return this.native.device;
+  }
+
+  /** The native handle, for the engine's training calls. */
+  get native(): NativeTagger {
+    if (!this.handle) throw new NerEngineError("this tagger has been disposed");
+    return this.handle;
+  }
+
+  /** Words → windows of sub-token ids (+ label ids when `labelIds` is given). */
+  encode(sentences: readonly Sentence[], labelIds?: (tag: string) => number): EncodedCorpus {
+    const input = this.spec.input;
+    return encodeSentences(this.tokenizer, sentences, {
+      maxLength: input.maxLength,
+      stride: input.stride,
+      labelAllSubtokens: input.labelAllSubtokens,
+      documentContext: input.documentContext,
+      labelIds,
+    });
+  }
+
+  /** Label ids and scores per word of each sentence, in the model's scheme. */
+  async predictIds(sentences: readonly Sentence[], opts: { batchSize: number; bf16: boolean }): Promise<{ ids: number[][]; scores: number[][] }> {
+    const encoded = this.encode(sentences);
+    const out = await this.native.predict(nativeDataset(encoded, false), opts);
+    const perWindowTags: Int32Array[] = [];
+    const perWindowScores: Float32Array[] = [];
+    let offset = 0;
+    for (let w = 0; w < encoded.numWindows; w++) {
+      const n = out.wordsPerWindow[w];
+      perWindowTags.push(out.tags.subarray(offset, offset + n));
+      perWindowScores.push(out.scores.subarray(offset, offset + n));
+      offset += n;
+    }
+    return { ids: mergeWindowPredictions(encoded, perWindowTags), scores: mergeWindowPredictions(encoded, perWindowScores) };
+  }
+
+  /** Raw encoder + head forward in eval mode (HF *ForTokenClassification semantics for the softmax head). */
+  async forward(input: ForwardInput & { labels?: number[][] }) {
+    const e = this.spec.encoder;
+    return this.native.forward(forwardBatch(input, { vocabSize: e.vocab_size, typeVocabSize: Math.max(1, e.type_vocab_size), maxPositions: maxSequenceLength(e), numLabels: this.labels.length }));
+  }
+
+  /** All weights under checkpoint names, as fp32 arrays (e.g. to keep the best epoch's in memory). */
+  exportWeights(): Promise<WeightArrays> {
+    return this.native.exportWeights();
+  }
+
+  /** Puts back weights taken with exportWeights(). */
+  async restoreWeights(weights: WeightArrays): Promise<void> {
+    const total = weights.reduce((n, w) => n + w.data.byteLength, 0);
+    const bytes = new Uint8Array(total);
+    let offset = 0;
+    const entries = weights.map((w) => {
+      bytes.set(new Uint8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength), offset);
+      const entry = { name: w.name, dtype: "F32", shape: w.shape, byteOffset: offset, byteLength: w.data.byteLength };
+      offset += w.data.byteLength;
+      return entry;
+    });
+    await this.native.loadWeights(bytes, entries, [""]);
+  }
+
+  /**
+   * Writes the model as a HF-layout folder; each file is replaced atomically. `weights` (from
+   * exportWeights) saves those instead of exporting again; `extraFiles` go alongside.
+   */
+  async save(dir: string, opts: { weights?: WeightArrays; extraFiles?: Record<string, string | Uint8Array> } = {}): Promise<void> {
+    const weights = opts.weights ?? (await this.exportWeights());
+    const tensors: TensorToWrite[] = weights.map((w) => ({ name: w.name, dtype: "F32", shape: w.shape, data: w.data }));
+    const config = configJsonFor(this.spec.encoder, this.labels, this.spec.head.kind !== "softmax", nerEngineBlock(this.spec));
+    const files: Record<string, string | Uint8Array> = { ...opts.extraFiles };
+    if (this.tokenizerDir && path.resolve(this.tokenizerDir) !== path.resolve(dir)) {
+      for (const name of TOKENIZER_FILES) {
+        const source = path.join(this.tokenizerDir, name);
+        if (existsSync(source)) files[name] = await readFile(source);
+      }
+    }
+    writeCheckpoint(dir, { config, tensors, tokenizerFiles: files });
+  }
+
+  /** Frees the native model now rather than at garbage collection; the tagger is unusable afterwards. */
+  dispose(): void {
+    this.handle?.dispose();
+    this.handle = undefined;
+  }
+
+  /**
+   * Copies a checkpoint's tensors in. `complete`: every tensor must be there (a saved tagger); else the
+   * encoder must be complete and head tensors are taken only with `labelRows` (mapped by name).
+   */
+  async loadCheckpoint(checkpoint: Checkpoint, opts: { complete: boolean; labelRows?: number[] }): Promise<{ initialised: string[]; unused: string[] }> {
+    const prefix = `${encoderPrefix(this.spec.encoder.family)}.`;
+    const entries = new Map<Uint8Array, NativeWeightEntry[]>();
+    for (const [name, view] of checkpoint.weights) {
+      if (!opts.complete && !opts.labelRows && !name.startsWith(prefix)) continue;  // a fresh head
+      const file = checkpoint.fileBytes.find((bytes) => bytes.buffer === view.data.buffer);
+      if (!file) throw new NerEngineError(`tensor "${name}" is not inside any weights file`, checkpoint.dir);
+      const list = entries.get(file) ?? [];
+      list.push({ name, dtype: view.dtype, shape: view.shape, byteOffset: view.data.byteOffset - file.byteOffset, byteLength: view.data.byteLength });
+      entries.set(file, list);
+    }
+    // Each weights file (one, or several shards) is copied in on its own; a name counts as initialised
+    // only if no file had it, and the required ones are checked once, here, for every layout.
+    let initialised: Set<string> | undefined;
+    const unused: string[] = [];
+    for (const [file, list] of entries) {
+      const report = await withWhere(checkpoint.dir, this.native.loadWeights(file, list, [], opts.labelRows));
+      const missingHere = new Set(report.initialised);
+      initialised = initialised ? new Set([...initialised].filter((n) => missingHere.has(n))) : missingHere;
+      unused.push(...report.unused);
+    }
+    initialised ??= new Set((await this.exportWeights()).map((w) => w.name));
+    const missing = [...initialised].find((n) => opts.complete || n.startsWith(prefix));
+    if (missing) throw new NerEngineError(`checkpoint is missing tensor "${missing}"`, checkpoint.dir);
+    return { initialised: [...initialised], unused };
+  }
+}
+
+/** The encoded corpus as the native side takes it. */
+export function nativeDataset(encoded: EncodedCorpus, withLabels: boolean): NativeDataset {
+  return { inputIds: encoded.inputIds, windowOffsets: encoded.windowOffsets, wordStarts: encoded.wordStarts, labels: withLabels ? encoded.labels : undefined };
+}
+
+function checkTokenizerFits(encoder: EncoderConfig, tokenizer: WordTokenizer): void {
+  if (tokenizer.vocabSize > encoder.vocab_size) {
+    throw new NerEngineError(`the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocab_size is ${encoder.vocab_size}`, tokenizer.source);
+  }
+  // RoBERTa derives position ids from the pad id, so the tokenizer must pad with the model's.
+  if (isRobertaLike(encoder.family) && tokenizer.padId !== encoder.pad_token_id) {
+    throw new NerEngineError(`the tokenizer pads with id ${tokenizer.padId} but the model's pad_token_id is ${encoder.pad_token_id}`, tokenizer.source);
+  }
+}
+
+function newNativeTagger(spec: TaggerSpec, opts: TaggerOptions): NativeTagger {
+  const { encoder: e, head, labels } = spec;
+  const isCrf = head.kind !== "softmax";
   let constraints;
-  if (withConstraints) {
-    const c = transitionConstraints(labels, settings.trainScheme);
+  if (isCrf && (head.constrainDecoding || head.constrainTraining)) {
+    const c = transitionConstraints(labels, spec.input.trainScheme);
     constraints = { transitions: Float32Array.from(c.transitions.flat()), start: Float32Array.from(c.start), end: Float32Array.from(c.end) };
   }
   return new (native().NativeTagger)({
-    bert: {
-      vocabSize: bert.vocab_size,
-      hiddenSize: bert.hidden_size,
-      numHiddenLayers: bert.num_hidden_layers,
-      numAttentionHeads: bert.num_attention_heads,
-      intermediateSize: bert.intermediate_size,
-      maxPositionEmbeddings: bert.max_position_embeddings,
-      typeVocabSize: bert.type_vocab_size,
-      layerNormEps: bert.layer_norm_eps,
-      hiddenDropoutProb: bert.hidden_dropout_prob,
-      attentionProbsDropoutProb: bert.attention_probs_dropout_prob,
-      hiddenAct: bert.hidden_act,
+    encoder: {
+      family: e.family,
+      vocabSize: e.vocab_size,
+      hiddenSize: e.hidden_size,
+      numHiddenLayers: e.num_hidden_layers,
+      numAttentionHeads: e.num_attention_heads,
+      intermediateSize: e.intermediate_size,
+      maxPositionEmbeddings: e.max_position_embeddings,
+      typeVocabSize: e.type_vocab_size,
+      padTokenId: e.pad_token_id,
+      sinusoidalPositions: e.sinusoidal_positions,
+      layerNormEps: e.layer_norm_eps,
+      hiddenDropoutProb: e.hidden_dropout_prob,
+      attentionProbsDropoutProb: e.attention_probs_dropout_prob,
+      hiddenAct: e.hidden_act,
     },
     head: {
-      kind: settings.head,
+      kind: head.kind,
       numLabels: labels.length,
-      classifierDropout: settings.classifierDropout ?? bert.classifier_dropout ?? bert.hidden_dropout_prob,
-      lstmHiddenSize: settings.lstmHiddenSize,
-      lstmLayers: settings.lstmLayers,
-      attentionHeads: settings.attentionHeads,
-      constrainTraining: settings.constrainTraining,
+      classifierDropout: head.classifierDropout ?? e.classifier_dropout ?? e.hidden_dropout_prob,
+      lstmHiddenSize: head.lstmHiddenSize,
+      lstmLayers: head.lstmLayers,
+      attentionHeads: head.attentionHeads,
+      constrainDecoding: head.constrainDecoding,
+      constrainTraining: head.constrainTraining,
       constraints,
     },
-    device,
-    seed,
+    device: opts.device ?? "auto",
+    seed: opts.seed ?? 42,
   });
-}
-
-/**
- * Copies the checkpoint's tensors into the tagger. The encoder ("bert.") must be complete; head
- * tensors are taken when present and shaped right (a new label set starts a fresh head, as HF's
- * ignore_mismatched_sizes), else they keep their initialisation. Returns what was initialised.
- */
-export async function loadCheckpointWeights(tagger: NativeTagger, checkpoint: Checkpoint, opts: { requireHead: boolean; numLabels: number }): Promise<{ initialised: string[]; unused: string[] }> {
-  const entries = new Map<Uint8Array, { name: string; dtype: string; shape: number[]; byteOffset: number; byteLength: number }[]>();
-  for (const [name, view] of checkpoint.weights) {
-    if (!opts.requireHead && name.startsWith("classifier.") && view.shape[0] !== opts.numLabels) continue;
-    const file = checkpoint.fileBytes.find((bytes) => bytes.buffer === view.data.buffer);
-    if (!file) throw new NerEngineError(`tensor "${name}" is not inside any weights file`, checkpoint.dir);
-    const list = entries.get(file) ?? [];
-    list.push({ name, dtype: view.dtype, shape: view.shape, byteOffset: view.data.byteOffset - file.byteOffset, byteLength: view.data.byteLength });
-    entries.set(file, list);
-  }
-  // Each weights file (one, or several shards) is copied in on its own; a name counts as initialised
-  // only if no file had it, and the required ones are checked once, here, for every layout.
-  const required = opts.requireHead ? [""] : ["bert."];
-  let initialised: Set<string> | undefined;
-  const unused: string[] = [];
-  for (const [file, list] of entries) {
-    const report = await withWhere(checkpoint.dir, tagger.loadWeights(file, list, []));
-    const missingHere = new Set(report.initialised);
-    initialised = initialised ? new Set([...initialised].filter((n) => missingHere.has(n))) : missingHere;
-    unused.push(...report.unused);
-  }
-  initialised ??= new Set();
-  const missing = [...initialised].find((n) => required.some((p) => n.startsWith(p)));
-  if (missing) throw new NerEngineError(`checkpoint is missing tensor "${missing}"`, checkpoint.dir);
-  return { initialised: [...initialised], unused };
 }
 
 async function withWhere<T>(where: string, work: Promise<T>): Promise<T> {
@@ -107,118 +284,4 @@ async function withWhere<T>(where: string, work: Promise<T>): Promise<T> {
   } catch (err) {
     throw new NerEngineError((err as Error).message, where);
   }
-}
-
-/** Writes a HF-layout checkpoint: config.json, model.safetensors (HF names), tokenizer files. */
-export async function saveTagger(
-  dir: string,
-  tagger: NativeTagger,
-  bert: BertConfig,
-  labels: readonly string[],
-  settings: TaggerSettings,
-  tokenizerDir: string | undefined,
-  extraFiles: Record<string, string | Uint8Array> = {},
-): Promise<void> {
-  const weights = await tagger.exportWeights();
-  const tensors: TensorToWrite[] = weights.map((w) => ({ name: w.name, dtype: "F32", shape: w.shape, data: w.data }));
-  const id2label = Object.fromEntries(labels.map((l, i) => [String(i), l]));
-  const label2id = Object.fromEntries(labels.map((l, i) => [l, i]));
-  const config = {
-    ...bert,
-    architectures: [settings.head === "softmax" ? "BertForTokenClassification" : "BertCrfForTokenClassification"],
-    model_type: "bert",
-    id2label,
-    label2id,
-    torch_dtype: "float32",
-    ner_engine: { ...settings },
-  };
-  const tokenizerFiles: Record<string, string | Uint8Array> = { ...extraFiles };
-  if (tokenizerDir && path.resolve(tokenizerDir) !== path.resolve(dir)) {
-    for (const name of TOKENIZER_FILES) {
-      const source = path.join(tokenizerDir, name);
-      if (existsSync(source)) tokenizerFiles[name] = await readFile(source);
-    }
-  }
-  writeCheckpoint(dir, { config, tensors, tokenizerFiles });
-}
-
-export interface ForwardInput {
-  inputIds: number[][];
-  attentionMask: number[][];
-  tokenTypeIds?: number[][];
-}
-
-/** The limits a forward batch is checked against (from config.json and the label set). */
-export interface ForwardLimits {
-  vocabSize: number;
-  typeVocabSize: number;
-  maxPositions: number;
-  numLabels: number;
-}
-
-/** Validates number[][] inputs (every value, so errors name their position) and flattens them. */
-export function forwardBatch(input: ForwardInput & { labels?: number[][] }, limits: ForwardLimits) {
-  const { vocabSize, typeVocabSize, maxPositions, numLabels } = limits;
-  const inputIds = rectangular(input.inputIds, "inputIds", undefined, undefined, { valid: (v) => v >= 0 && v < vocabSize, expected: `outside the vocabulary [0, ${vocabSize})` });
-  const batchSize = input.inputIds.length;
-  const length = input.inputIds[0].length;
-  if (length > maxPositions) throw new NerEngineError(`inputIds: sequence length ${length} exceeds max_position_embeddings (${maxPositions})`);
-  return {
-    inputIds,
-    attentionMask: rectangular(input.attentionMask, "attentionMask", batchSize, length, { valid: (v) => v === 0 || v === 1, expected: "not 0 or 1" }),
-    tokenTypeIds: input.tokenTypeIds
-      ? rectangular(input.tokenTypeIds, "tokenTypeIds", batchSize, length, { valid: (v) => v >= 0 && v < typeVocabSize, expected: `outside [0, type_vocab_size=${typeVocabSize})` })
-      : undefined,
-    labels: input.labels
-      ? rectangular(input.labels, "labels", batchSize, length, { valid: (v) => v === -100 || (v >= 0 && v < numLabels), expected: `neither -100 nor a label id in [0, ${numLabels})` })
-      : undefined,
-    batchSize,
-    length,
-  };
-}
-
-/** Loads weights held as Float32Arrays (e.g. the best epoch's, kept in memory) back into the tagger. */
-export async function loadWeightArrays(tagger: NativeTagger, weights: { name: string; shape: number[]; data: Float32Array }[]): Promise<void> {
-  const total = weights.reduce((n, w) => n + w.data.byteLength, 0);
-  const bytes = new Uint8Array(total);
-  let offset = 0;
-  const entries = weights.map((w) => {
-    bytes.set(new Uint8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength), offset);
-    const entry = { name: w.name, dtype: "F32", shape: w.shape, byteOffset: offset, byteLength: w.data.byteLength };
-    offset += w.data.byteLength;
-    return entry;
-  });
-  await tagger.loadWeights(bytes, entries, [""]);
-}
-
-/**
- * number[][] → flat Int32Array, checking the batch is non-empty and rectangular ([batchSize, length]
- * when given, i.e. the shape of inputIds) and every value is an integer that `range` accepts.
- */
-function rectangular(
-  rows: number[][],
-  name: string,
-  batchSize?: number,
-  length?: number,
-  range?: { valid: (v: number) => boolean; expected: string },
-): Int32Array {
-  if (!Array.isArray(rows) || rows.length === 0) throw new NerEngineError(`${name} is an empty batch (expected a non-empty array of rows)`);
-  const width = length ?? (Array.isArray(rows[0]) ? rows[0].length : 0);
-  if (width === 0) throw new NerEngineError(`${name}[0] is empty`);
-  if (batchSize !== undefined && rows.length !== batchSize) throw new NerEngineError(`${name} has ${rows.length} rows, expected ${batchSize} (the shape of inputIds)`);
-  const out = new Int32Array(rows.length * width);
-  rows.forEach((row, i) => {
-    if (!Array.isArray(row) || row.length !== width) {
-      const problem = length === undefined ? "is ragged" : `does not have the shape of inputIds [${batchSize}, ${length}]`;
-      throw new NerEngineError(`${name} ${problem}: row ${i} has ${Array.isArray(row) ? row.length : "no"} entries, expected ${width}`);
-    }
-    row.forEach((v, j) => {
-      if (!Number.isInteger(v)) throw new NerEngineError(`${name}[${i}][${j}] is not an integer (got ${typeof v === "string" ? JSON.stringify(v) : String(v)})`);
-      // Also keeps values that an Int32Array would wrap (2^32 + 5 -> 5) from passing as valid ones.
-      if (range && !range.valid(v)) throw new NerEngineError(`${name}[${i}][${j}] = ${v} is ${range.expected}`);
-      if (v < -(2 ** 31) || v >= 2 ** 31) throw new NerEngineError(`${name}[${i}][${j}] = ${v} does not fit a 32-bit integer`);
-      out[i * width + j] = v;
-    });
-  });
-  return out;
 }

@@ -19,7 +19,7 @@ interface SpecialNames {
   unk: string;
 }
 
-/** A loaded WordPiece tokenizer that encodes one pre-split word at a time. */
+/** A loaded tokenizer (WordPiece, byte-level BPE or Unigram) that encodes one pre-split word at a time. */
 export class WordTokenizer {
   readonly clsId: number;
   readonly sepId: number;
@@ -39,19 +39,20 @@ export class WordTokenizer {
     this.sepId = idOf(names.sep);
     this.padId = idOf(names.pad);
     this.unkId = idOf(names.unk);
-    this.vocabSize = hfTokenizer.model.vocab.length;
+    // Ids the tokenizer can emit: the model's pieces and the added tokens (which may lie past them).
+    this.vocabSize = hfTokenizer.added_tokens.reduce((max, t) => Math.max(max, t.id + 1), hfTokenizer.model.vocab.length);
   }
 
   /**
-   * Sub-token ids of one word: normalizer + pre-tokenizer + WordPiece applied to this word alone.
-   * A word that yields nothing (e.g. only control characters) maps to [UNK] so it keeps a position.
+   * Sub-token ids of one word: normalizer + pre-tokenizer + model applied to this word alone.
+   * A word that yields nothing (e.g. only U+200B in BERT or XLM-R) gets no ids, as in HF.
    * The returned array is shared with the cache and frozen.
    */
   tokenizeWord(word: string): number[] {
     let ids = this.cache.get(word);
     if (ids === undefined) {
       const encoded = this.hfTokenizer.encode(word, { add_special_tokens: false }).ids;
-      ids = Object.freeze(encoded.length > 0 ? encoded : [this.unkId]) as number[];
+      ids = Object.freeze(encoded) as number[];
       this.cache.set(word, ids);
     }
     return ids;
@@ -94,6 +95,15 @@ function specialNames(dir: string, config: Record<string, unknown>): SpecialName
   return { cls: pick("cls_token", "[CLS]"), sep: pick("sep_token", "[SEP]"), pad: pick("pad_token", "[PAD]"), unk: pick("unk_token", "[UNK]") };
 }
 
+/** The pre-tokenizer with every ByteLevel step (top level or in a Sequence) set to add_prefix_space. */
+function withBytePrefixSpace(pre: unknown): unknown {
+  if (!pre || typeof pre !== "object") return pre;
+  const p = pre as { type?: unknown; pretokenizers?: unknown };
+  if (p.type === "ByteLevel") return { ...p, add_prefix_space: true };
+  if (p.type === "Sequence" && Array.isArray(p.pretokenizers)) return { ...p, pretokenizers: p.pretokenizers.map(withBytePrefixSpace) };
+  return pre;
+}
+
 /**
  * Loads `tokenizer.json` from `dir` if present, else builds the equivalent BERT tokenizer from
  * `vocab.txt` (+ tokenizer_config.json do_lower_case, default true).
@@ -113,6 +123,10 @@ export function loadTokenizer(dir: string, opts: LoadTokenizerOptions = {}): Wor
     if (opts.lowercase !== undefined && normalizer && normalizer.type === "BertNormalizer") {
       tokenizerJson.normalizer = { ...normalizer, lowercase: opts.lowercase };
     }
+    // Pre-split words always get their leading space (ĠWord), whatever the files say: HF's slow
+    // tokenizer does so for is_split_into_words, run_ner sets add_prefix_space=True for the fast one
+    // (which would raise otherwise), and roberta-base's own tokenizer.json says false.
+    tokenizerJson.pre_tokenizer = withBytePrefixSpace(tokenizerJson.pre_tokenizer);
   } else if (existsSync(vocabPath)) {
     source = vocabPath;
     let text: string;

@@ -20,7 +20,9 @@ export interface HfTokenizer {
   encode(text: string, options?: { add_special_tokens?: boolean }): HfEncoding;
   token_to_id(token: string): number | undefined;
   id_to_token(id: number): string | undefined;
+  /** Every model's pieces by id (the package turns BPE/WordPiece maps and Unigram [piece, score] lists into this). */
   model: { vocab: (string | undefined)[] };
+  added_tokens: { id: number; content: string }[];
 }
 interface HfTokenizersModule {
   Tokenizer: new (tokenizerJson: object, tokenizerConfig: object) => HfTokenizer;
