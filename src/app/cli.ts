@@ -9,7 +9,7 @@ import { existsSync, readFileSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { CORPUS_FORMATS, HEAD_KINDS, mergeConfig, parseConfig, readConfigJson, type EngineConfig, type EngineConfigInput } from "./config.js";
+import { CORPUS_FORMATS, HEAD_KINDS, mergeConfig, parseConfig, readConfigJson, withSavedModelDefaults, type EngineConfig, type EngineConfigInput } from "./config.js";
 import { DEMO_EXAMPLES, demoConfig, demoCorpus } from "./demo.js";
 import { NerEngineError } from "../errors.js";
 import { pretokenize } from "../data/alignment.js";
@@ -62,7 +62,10 @@ Run "ner-engine <command> --help" for the options of a command.`,
   --test FILE          test data (evaluated at the end)
   --format F           conll | json | bio | atis (atis: a folder with train/dev/test)
   --scheme S           tag scheme of the files: IOB1 | IOB2 | IOBES
-  --model DIR          checkpoint to fine-tune (HF BERT layout); omit to train from scratch
+  --model DIR          checkpoint to fine-tune (HF layout: BERT, DistilBERT, RoBERTa, XLM-R); omit to
+                       train from scratch. A head it already has keeps its rows by label name
+  --ignore-mismatched-sizes
+                       the data has labels the checkpoint's head lacks: keep the known rows, initialise the new
   --tokenizer DIR      tokenizer directory (default: --model)
   --vocab-size N       from scratch without --model/--tokenizer: train a WordPiece vocabulary of N
                        tokens (default 8000) on --train, written to OUT/tokenizer
@@ -111,7 +114,7 @@ const bool = { type: "boolean" } as const;
 const COMMON = { help: { ...bool, short: "h" }, verbose: bool, device: str } as const;
 const OPTIONS = {
   train: {
-    ...COMMON, train: str, dev: str, test: str, format: str, scheme: str, model: str, tokenizer: str, "vocab-size": str, head: str, config: str, out: str,
+    ...COMMON, train: str, dev: str, test: str, format: str, scheme: str, model: str, "ignore-mismatched-sizes": bool, tokenizer: str, "vocab-size": str, head: str, config: str, out: str,
     epochs: str, "batch-size": str, lr: str, "max-length": str, seed: str, "max-steps": str, patience: str,
     bf16: bool, tf32: bool, "group-by-length": str, "label-all-subtokens": bool, "document-context": bool,
   },
@@ -177,6 +180,7 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
   }
   const overrides: EngineConfigInput = {
     model: v.model,
+    ignoreMismatchedSizes: v["ignore-mismatched-sizes"],
     tokenizer: v.tokenizer,
     device: oneOf("device", v.device, DEVICES),
     output: v.out,
@@ -223,7 +227,7 @@ function stripUndefined(x: Record<string, unknown>): Record<string, unknown> {
 /** Validated config of a train command: base (demo config or {}) ← --config file ← flags. */
 export function buildTrainConfig(cmd: TrainCommand, base: EngineConfigInput = {}): EngineConfig {
   const file = cmd.configFile ? readConfigJson(cmd.configFile) : {};
-  const merged = mergeConfig(mergeConfig(base as Record<string, unknown>, file), cmd.overrides as Record<string, unknown>);
+  const merged = withSavedModelDefaults(mergeConfig(mergeConfig(base as Record<string, unknown>, file), cmd.overrides as Record<string, unknown>));
   const flags = Object.keys(cmd.overrides).length > 0;
   const source = cmd.configFile ? (flags ? `${cmd.configFile} (with command-line flags)` : cmd.configFile) : flags ? "command line" : undefined;
   return parseConfig(merged, source);
@@ -326,6 +330,10 @@ async function runTrain(cmd: TrainCommand, io: Io): Promise<number> {
   let history: Awaited<ReturnType<typeof engine.fit>>;
   try {
     history = await engine.fit(data, {
+      onLog: (message) => {
+        bar.log(message, io.out);
+        logger.log("info", { message });
+      },
       onProgress: (p) => {
         progress.push({ ...p });
         logger.progress(p);
@@ -347,7 +355,7 @@ async function runTrain(cmd: TrainCommand, io: Io): Promise<number> {
   if (history.cancelled) say("training was interrupted; writing what there is");
   const paths = writeRunArtifacts(out, { history, config, labels: engine.labels, progress, title: cmd.demo ? "NER demo run" : undefined });
   logger.log("end", { best: history.best, stoppedEarly: history.stoppedEarly, seconds: history.seconds });
-  await engine.save(join(out, "model"));
+  // fit() wrote OUT/model (the best epoch's weights, or the last when there is no dev set).
   say(`model saved to ${join(out, "model")}; metrics ${paths.metrics}; report ${paths.report}`);
   if (cmd.demo) {
     say("\nexample predictions:");

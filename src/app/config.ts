@@ -8,11 +8,12 @@
  * Every object is strict: an unknown key (a typo such as `epoch` for `epochs`) is an error rather
  * than a silently ignored setting.
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { basename, join } from "node:path";
 import { z } from "zod";
 import { NerEngineError } from "../errors.js";
-import { SUPPORTED_HIDDEN_ACTS } from "../model/encoder-config.js";
-import { headSpecFields, inputSpecFields, type HeadKind } from "../model/spec.js";
+import { parseEncoderConfig, SUPPORTED_HIDDEN_ACTS } from "../model/encoder-config.js";
+import { headSpecFields, inputSpecFields, parseNerEngineBlock, type HeadKind } from "../model/spec.js";
 
 const int = (min: number) => z.number().int().min(min);
 const positive = () => z.number().positive();
@@ -256,4 +257,25 @@ export function mergeConfig(base: Record<string, unknown>, override: Record<stri
     out[key] = isObj(prev) && isObj(value) ? mergeConfig(prev, value) : value;
   }
   return out;
+}
+
+/**
+ * A model saved by this engine carries its head and input settings (config.json's ner_engine block):
+ * they are the defaults for continuing to train it, under whatever `input` sets. HF checkpoints carry
+ * none, and an input without `model` is returned as it is.
+ */
+export function withSavedModelDefaults(input: EngineConfigInput | EngineConfig): EngineConfigInput {
+  const model = (input as { model?: unknown } | null)?.model;
+  if (typeof model !== "string") return input as EngineConfigInput;
+  const configPath = join(model, "config.json");
+  if (!existsSync(configPath)) return input as EngineConfigInput;
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(configPath, "utf8"));
+  } catch (e) {
+    throw new NerEngineError(`${basename(configPath)} is not valid JSON (${(e as Error).message})`, configPath);
+  }
+  if (json === null || typeof json !== "object" || !(json as Record<string, unknown>).ner_engine) return input as EngineConfigInput;
+  const block = parseNerEngineBlock(parseEncoderConfig(json, configPath), configPath);
+  return mergeConfig({ head: block.head, data: block.input }, input as Record<string, unknown>) as EngineConfigInput;
 }

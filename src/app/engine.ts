@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { NerEngineError } from "../errors.js";
 import type { Corpus, Sentence } from "../data/types.js";
-import { mergeConfig, parseConfig, type EngineConfig, type EngineConfigInput } from "./config.js";
+import { parseConfig, withSavedModelDefaults, type EngineConfig, type EngineConfigInput } from "./config.js";
 import { readCheckpoint } from "../model/checkpoint.js";
 import { pretokenize } from "../data/alignment.js";
 import { loadTokenizer, type WordTokenizer } from "../text/tokenizer.js";
@@ -14,8 +14,8 @@ import { bioesToIob2, convertScheme, LabelSet, unseenLabels, type UnseenLabel } 
 import { classificationReport, getEntities, tagReport, type ClassificationReport } from "../eval/metrics.js";
 import type { NativeProgress } from "../model/native.js";
 import type { ForwardInput } from "../model/forward-input.js";
-import { labelList, parseEncoderConfig, scratchBertConfig } from "../model/encoder-config.js";
-import { parseNerEngineBlock, type HeadSpec, type InputSpec } from "../model/spec.js";
+import { labelList, scratchBertConfig } from "../model/encoder-config.js";
+import type { HeadSpec, InputSpec } from "../model/spec.js";
 import { describeMapping, type LabelMapping } from "../model/label-mapping.js";
 import { nativeDataset, Tagger, type WeightArrays } from "../model/tagger.js";
 import { writeFileAtomic } from "../model/safetensors.js";
@@ -106,7 +106,7 @@ export class Engine {
    * (config.json's ner_engine block) are the defaults that the given configuration overrides.
    */
   constructor(input: EngineConfigInput | EngineConfig) {
-    this.config = parseConfig(withSavedDefaults(input));
+    this.config = parseConfig(withSavedModelDefaults(input));
     if (!this.config.tokenizer) throw new NerEngineError("no tokenizer directory (config.tokenizer or config.model)");
   }
 
@@ -440,21 +440,6 @@ function headSpecOf(c: EngineConfig): HeadSpec {
 function inputSpecOf(c: EngineConfig): InputSpec {
   const { trainScheme, maxLength, stride, labelAllSubtokens, documentContext, lowercase } = c.data;
   return { trainScheme, maxLength, stride, labelAllSubtokens, documentContext, lowercase };
-}
-
-/**
- * A checkpoint saved by this engine carries its head and input settings; they are the defaults for
- * continuing to train it, under whatever the caller sets. HF checkpoints carry none.
- */
-function withSavedDefaults(input: EngineConfigInput | EngineConfig): EngineConfigInput {
-  const model = (input as { model?: unknown }).model;
-  if (typeof model !== "string") return input as EngineConfigInput;
-  const configPath = path.join(model, "config.json");
-  if (!existsSync(configPath)) return input as EngineConfigInput;
-  const json = readJsonFile(configPath) as Record<string, unknown> | null;
-  if (!json || typeof json !== "object" || !json.ner_engine) return input as EngineConfigInput;
-  const block = parseNerEngineBlock(parseEncoderConfig(json, configPath), configPath);
-  return mergeConfig({ head: block.head, data: block.input }, input as Record<string, unknown>) as EngineConfigInput;
 }
 
 function readFileOrThrow(file: string): string {

@@ -1,0 +1,91 @@
+// Fine-tuning a checkpoint that already has a head: its rows are kept under their label names (HF
+// semantics), new labels get fresh rows only when asked (ignoreMismatchedSizes), and the log says which.
+import { existsSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { Engine } from "../src/app/engine.js";
+import { readCheckpoint } from "../src/model/checkpoint.js";
+import { labelList } from "../src/model/encoder-config.js";
+import { describeMapping, mapLabelsByName } from "../src/model/label-mapping.js";
+import { toFloat32 } from "../src/model/safetensors.js";
+import type { Sentence } from "../src/data/types.js";
+import { TINY_BERT } from "./helpers/checkpoints.js";
+
+describe("mapLabelsByName", () => {
+  const known = ["O", "B-PER", "I-PER", "B-LOC"];
+  it("keeps the checkpoint's order when the data's labels are all known", () => {
+    const m = mapLabelsByName(known, ["B-LOC", "O"], { ignoreMismatchedSizes: false, source: "ckpt" });
+    expect(m).toMatchObject({ labels: known, rows: [0, 1, 2, 3], kept: known, initialised: [] });
+  });
+  it("refuses new labels unless asked, then appends them with fresh rows", () => {
+    expect(() => mapLabelsByName(known, ["B-ORG", "O"], { ignoreMismatchedSizes: false, source: "ckpt" })).toThrow(/B-ORG.*ignoreMismatchedSizes/);
+    const m = mapLabelsByName(known, ["B-ORG", "I-ORG", "O"], { ignoreMismatchedSizes: true, source: "ckpt" });
+    expect(m.labels).toEqual([...known, "B-ORG", "I-ORG"]);
+    expect(m.rows).toEqual([0, 1, 2, 3, -1, -1]);
+    expect(describeMapping(m)).toContain("initialised: B-ORG (row 4), I-ORG (row 5)");
+  });
+  it("without a named head, the data's labels get a fresh head", () => {
+    const m = mapLabelsByName(undefined, ["B-X", "O"], { ignoreMismatchedSizes: false, source: "ckpt" });
+    expect(m).toMatchObject({ labels: ["B-X", "O"], rows: [-1, -1], kept: [] });
+  });
+});
+
+const SENTENCES: Sentence[] = [
+  { tokens: ["Peter", "Blackburn", "visited", "Berlin"], tags: ["B-PER", "I-PER", "O", "B-LOC"] },
+  { tokens: ["The", "European", "Commission", "said"], tags: ["O", "B-ORG", "I-ORG", "O"] },
+  { tokens: ["German", "beer", "in", "New", "York"], tags: ["B-MISC", "O", "O", "B-LOC", "I-LOC"] },
+  { tokens: ["EU", "rejects", "British", "lamb"], tags: ["B-ORG", "O", "B-MISC", "I-MISC"] },
+];
+
+function rowsByLabel(dir: string): Map<string, number[]> {
+  const ckpt = readCheckpoint(dir);
+  const weight = ckpt.weights.get("classifier.weight")!;
+  const bias = toFloat32(ckpt.weights.get("classifier.bias")!);
+  const values = toFloat32(weight);
+  const width = weight.shape[1];
+  return new Map(labelList(ckpt.config).map((label, i) => [label, [...values.subarray(i * width, (i + 1) * width), bias[i]]]));
+}
+
+describe.skipIf(!existsSync(TINY_BERT))(`fine-tuning tiny-bert-ner (unsorted id2label) at learning rate 0 (needs ${TINY_BERT})`, () => {
+  const original = () => rowsByLabel(TINY_BERT);
+  const fit = async (sentences: Sentence[], extra: Record<string, unknown> = {}) => {
+    const out = mkdtempSync(path.join(tmpdir(), "ner-map-"));
+    const engine = new Engine({ model: TINY_BERT, device: "cpu", output: out, training: { learningRate: 0, epochs: 1, batchSize: 2 }, ...extra });
+    const log: string[] = [];
+    const history = await engine.fit({ train: { source: "train", sentences } }, { onLog: (m) => log.push(m) });
+    return { out, engine, history, log };
+  };
+
+  it("saves a classifier whose row for each label name equals the checkpoint's", async () => {
+    const { out, engine, log } = await fit(SENTENCES);
+    expect(engine.labels).toEqual(labelList(readCheckpoint(TINY_BERT).config));
+    const before = original();
+    const after = rowsByLabel(path.join(out, "model"));
+    expect([...after.keys()].sort()).toEqual([...before.keys()].sort());
+    for (const [label, row] of before) expect(after.get(label), label).toEqual(row);
+    expect(log.join("\n")).toContain("kept by name for 9 labels");
+  });
+
+  it("with one extra label: refused by default; with ignoreMismatchedSizes the known rows are kept and the log names the new rows", async () => {
+    const withExtra = [...SENTENCES, { tokens: ["Covid", "spreads"], tags: ["B-DISEASE", "O"] }];
+    await expect(fit(withExtra)).rejects.toThrow(/B-DISEASE.*ignoreMismatchedSizes/);
+    const { out, history, log } = await fit(withExtra, { ignoreMismatchedSizes: true });
+    const before = original();
+    const after = rowsByLabel(path.join(out, "model"));
+    expect(after.size).toBe(11); // the label set completes B-DISEASE with I-DISEASE
+    for (const [label, row] of before) expect(after.get(label), label).toEqual(row);
+    expect(history.headMapping?.initialised).toEqual(["B-DISEASE", "I-DISEASE"]);
+    expect(log.join("\n")).toContain("initialised: B-DISEASE (row 9), I-DISEASE (row 10)");
+  });
+
+  it("continuing training from a model saved here keeps its labels and rows the same way", async () => {
+    const first = await fit(SENTENCES);
+    const saved = path.join(first.out, "model");
+    const out = mkdtempSync(path.join(tmpdir(), "ner-map-"));
+    const engine = new Engine({ model: saved, device: "cpu", output: out, training: { learningRate: 0, epochs: 1, batchSize: 2 } });
+    await engine.fit({ train: { source: "train", sentences: SENTENCES.slice(0, 2) } });
+    const before = rowsByLabel(saved);
+    for (const [label, row] of rowsByLabel(path.join(out, "model"))) expect(row, label).toEqual(before.get(label));
+  });
+});
