@@ -169,7 +169,7 @@ describe("encodeSentences", () => {
     expect(enc.numWindows).toBe(2); // the empty sentence gets no window
     expect(Array.from(enc.windowSentence)).toEqual([0, 2]);
     expect(enc.labels.every((l) => l === IGNORE_LABEL)).toBe(true);
-    expect(mergeWindowPredictions(enc, [[5, 6], [7]])).toEqual([[5, 6], [], [7]]);
+    expect(mergeWindowPredictions(enc, [5, 6, 7])).toEqual([[5, 6], [], [7]]);
     expect(() => encodeSentences(tok, [{ tokens: ["a", "b"], tags: ["O"] }], { maxLength: 16, labelAllSubtokens: false, labelIds })).toThrow(NerEngineError);
     expect(() => encodeSentences(tok, [["a"]], { maxLength: 2, labelAllSubtokens: false })).toThrow(NerEngineError);
     expect(() => encodeSentences(tok, [["a"]], { maxLength: 16, stride: 14, labelAllSubtokens: false })).toThrow(NerEngineError);
@@ -202,7 +202,7 @@ describe("encodeSentences", () => {
       expect(owned).toBe(tokens.length);
       // Predicting each word's own index must reproduce 0..n-1 exactly once each.
       const perWindow = Array.from({ length: enc.numWindows }, (_, w) => Array.from({ length: enc.windowWordCount[w] }, (_, k) => enc.windowWordStart[w] + k));
-      expect(mergeWindowPredictions(enc, perWindow)).toEqual([tokens.map((_, i) => i)]);
+      expect(mergeWindowPredictions(enc, perWindow.flat())).toEqual([tokens.map((_, i) => i)]);
     }
   });
 
@@ -221,7 +221,7 @@ describe("encodeSentences", () => {
     const enc = encodeSentences(tok, [{ tokens: ["a", huge, "b"], tags: ["O", "B-MISC", "O"] }], { maxLength: 16, labelAllSubtokens: true, labelIds });
     const full = tok.tokenizeWord(huge);
     expect(full.length).toBe(50);
-    expect(mergeWindowPredictions(enc, Array.from({ length: enc.numWindows }, (_, w) => Array(enc.windowWordCount[w]).fill(w)))[0]).toHaveLength(3);
+    expect(mergeWindowPredictions(enc, Array.from({ length: enc.numWindows }, (_, w) => Array(enc.windowWordCount[w]).fill(w)).flat())[0]).toHaveLength(3);
     const hugeWindow = Array.from({ length: enc.numWindows }, (_, w) => w).find((w) => windowSlice(enc, enc.tokenWordIndex, w).includes(1)) as number;
     expect(windowSlice(enc, enc.inputIds, hugeWindow)).toEqual([tok.clsId, ...full.slice(0, 14), tok.sepId]);
   });
@@ -247,7 +247,7 @@ describe("encodeSentences", () => {
     // Tight room: about half before, half after, whole words only.
     const tight = encodeSentences(tok, sents, { maxLength: 7, labelAllSubtokens: false, labelIds, documentContext: true });
     expect(windowSlice(tight, tight.inputIds, 1)).toEqual([tok.clsId, ...ids(["one", "beta", "two", "three", "gamma"]), tok.sepId]);
-    expect(mergeWindowPredictions(tight, Array.from({ length: tight.numWindows }, (_, w) => Array(tight.windowWordCount[w]).fill(1)))).toEqual(sents.map((s) => s.tokens.map(() => 1)));
+    expect(mergeWindowPredictions(tight, Array.from({ length: tight.numWindows }, (_, w) => Array(tight.windowWordCount[w]).fill(1)).flat())).toEqual(sents.map((s) => s.tokens.map(() => 1)));
   });
 
   it("encodes CoNLL with document context within maxLength", () => {
@@ -264,7 +264,7 @@ describe("encodeSentences", () => {
   it("rejects prediction lists that do not match the windows", () => {
     const enc = encodeSentences(tok, [["a", "b"]], { maxLength: 16, labelAllSubtokens: false });
     expect(() => mergeWindowPredictions(enc, [])).toThrow(NerEngineError);
-    expect(() => mergeWindowPredictions(enc, [[1]])).toThrow(NerEngineError);
+    expect(() => mergeWindowPredictions(enc, [1])).toThrow(NerEngineError);
   });
 });
 

@@ -10,6 +10,7 @@ import { readCheckpoint } from "../src/model/checkpoint.js";
 import { parseEncoderConfig } from "../src/model/encoder-config.js";
 import { loadTokenizer } from "../src/text/tokenizer.js";
 import { SHARED } from "./helpers/checkpoints.js";
+import { maxMaskedDiff } from "./helpers/compare.js";
 
 const FIXTURES = path.join(SHARED, "fixtures");
 const FAMILIES = [
@@ -19,18 +20,6 @@ const FAMILIES = [
 ] as const;
 const haveFixtures = FAMILIES.every((f) => existsSync(path.join(FIXTURES, f.dir)) && existsSync(path.join(FIXTURES, f.forward)));
 
-/** max |a - b| over positions where mask is 1; `width` values per position. */
-function maxMaskedDiff(a: ArrayLike<number>, b: ArrayLike<number>, mask: number[][], width: number): number {
-  let max = 0;
-  const T = mask[0].length;
-  mask.forEach((row, bi) =>
-    row.forEach((m, t) => {
-      if (!m) return;
-      for (let k = 0; k < width; k++) max = Math.max(max, Math.abs(a[(bi * T + t) * width + k] - b[(bi * T + t) * width + k]));
-    }),
-  );
-  return max;
-}
 
 describe.skipIf(!haveFixtures)(`encoder families vs HF transformers (needs ${FIXTURES})`, () => {
   for (const family of FAMILIES) {

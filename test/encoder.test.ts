@@ -6,22 +6,11 @@ import { readCheckpoint } from "../src/model/checkpoint.js";
 import { toFloat32 } from "../src/model/safetensors.js";
 import { referenceBertForward, type Weights } from "./helpers/reference-bert.js";
 import { SHARED, TINY_BERT, writeSmallCheckpoint, type SmallBertShape } from "./helpers/checkpoints.js";
+import { maxMaskedDiff } from "./helpers/compare.js";
 
 const forwardFixture = JSON.parse(readFileSync(path.join(SHARED, "fixtures/bert-forward.json"), "utf8"));
 const lossFixture = JSON.parse(readFileSync(path.join(SHARED, "fixtures/bert-loss.json"), "utf8"));
 
-/** max |a - b| over positions where mask is 1; `width` values per position. */
-function maxMaskedDiff(a: ArrayLike<number>, b: ArrayLike<number>, mask: number[][], width: number): number {
-  let max = 0;
-  const T = mask[0].length;
-  mask.forEach((row, bi) =>
-    row.forEach((m, t) => {
-      if (!m) return;
-      for (let k = 0; k < width; k++) max = Math.max(max, Math.abs(a[(bi * T + t) * width + k] - b[(bi * T + t) * width + k]));
-    }),
-  );
-  return max;
-}
 
 function weightsOf(dir: string): Weights {
   const ck = readCheckpoint(dir);

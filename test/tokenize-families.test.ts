@@ -121,11 +121,11 @@ suite(`words without sub-tokens${skipNote}`, () => {
       expect(Array.from(enc.inputIds)).toEqual([tok.clsId, ...ids.flat(), tok.sepId]);
       expect(Array.from(enc.labels).filter((l) => l !== IGNORE_LABEL)).toEqual([1, 2]);
       expect(enc.wordStarts.reduce((a, x) => a + x, 0)).toBe(2);
-      expect(mergeWindowPredictions(enc, [[7, 8]], -1)).toEqual([[7, -1, 8, -1]]);
+      expect(mergeWindowPredictions(enc, [7, 8], -1)).toEqual([[7, -1, 8, -1]]);
       // A sentence with no sub-token at all gets no window; its words are all fill.
       const none = encodeSentences(tok, [["\u200b"], ["York"]], { maxLength: 64 });
       expect(Array.from(none.windowSentence)).toEqual([1]);
-      expect(mergeWindowPredictions(none, [[3]], -1)).toEqual([[-1], [3]]);
+      expect(mergeWindowPredictions(none, [3], -1)).toEqual([[-1], [3]]);
     }
   });
 
@@ -141,7 +141,7 @@ suite(`words without sub-tokens${skipNote}`, () => {
         for (let p = enc.windowOffsets[w]; p < enc.windowOffsets[w + 1]; p++) if (enc.wordStarts[p]) preds.push(enc.tokenWordIndex[p]);
         return preds;
       });
-      expect(mergeWindowPredictions(enc, perWindow, -1)).toEqual([words.map((w, i) => (w === "\u200b" ? -1 : i))]);
+      expect(mergeWindowPredictions(enc, perWindow.flat(), -1)).toEqual([words.map((w, i) => (w === "\u200b" ? -1 : i))]);
     }
   });
 });

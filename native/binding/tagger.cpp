@@ -267,7 +267,8 @@ class NativeTagger : public Napi::ObjectWrap<NativeTagger> {
   // trainEpoch(epoch, onProgress?) -> Promise<EpochSummary>. Progress arrives every `progressEvery` steps.
   Napi::Value TrainEpoch(const Napi::CallbackInfo& info);
 
-  // predict(dataset, { batchSize, bf16 }) -> Promise<{ tags: Int32Array, scores: Float32Array, wordsPerWindow: Int32Array }>
+  // predict(dataset, { batchSize, bf16 }) -> Promise<{ tags: Int32Array, scores: Float32Array }>: one entry per word
+  // start, in window order (the caller maps them back to words).
   Napi::Value Predict(const Napi::CallbackInfo& info) {
     return guarded(info.Env(), [&]() -> Napi::Value {
       requireLive();
@@ -288,11 +289,8 @@ class NativeTagger : public Napi::ObjectWrap<NativeTagger> {
             std::copy(result->tags.begin(), result->tags.end(), tags.Data());
             auto scores = Napi::Float32Array::New(env, result->scores.size());
             std::copy(result->scores.begin(), result->scores.end(), scores.Data());
-            auto words = Napi::Int32Array::New(env, result->wordsPerWindow.size());
-            std::copy(result->wordsPerWindow.begin(), result->wordsPerWindow.end(), words.Data());
             out.Set("tags", tags);
             out.Set("scores", scores);
-            out.Set("wordsPerWindow", words);
             return out;
           });
     });

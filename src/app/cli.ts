@@ -257,8 +257,6 @@ function readSplit(path: string, config: EngineConfig, split: "train" | "dev" | 
     : readCorpus(path, d.format, { tokenColumn: d.conllTokenColumn, tagColumn: d.conllTagColumn, order: d.bioOrder });
 }
 
-/** `evaluate` scores a loaded model, which expects IOB2 input: convert at read time there. */
-const toIob2 = (c: Corpus, scheme: TagScheme): Corpus => (scheme === "IOB2" ? c : { ...c, sentences: convertScheme(c.sentences, scheme, "IOB2") });
 
 export interface TextEntity { type: string; text: string; start: number; end: number; score: number }
 
@@ -369,13 +367,10 @@ async function runTrain(cmd: TrainCommand, io: Io): Promise<number> {
 }
 
 async function runEvaluate(cmd: EvaluateCommand, io: Io): Promise<number> {
-  const corpus = toIob2(
-    cmd.format === "atis" ? readCorpus(cmd.data, "atis", existsSync(join(cmd.data, "seq.in")) ? {} : { split: "test" }) : readCorpus(cmd.data, cmd.format),
-    cmd.scheme,
-  );
+  const corpus = cmd.format === "atis" ? readCorpus(cmd.data, "atis", existsSync(join(cmd.data, "seq.in")) ? {} : { split: "test" }) : readCorpus(cmd.data, cmd.format);
   const { Engine } = await loadEngineModule();
   const engine = await Engine.load(cmd.model, { device: cmd.device });
-  const result = await engine.evaluate(corpus);
+  const result = await engine.evaluate(corpus, { tagScheme: cmd.scheme });
   io.out.write(`${corpus.source}: ${corpus.sentences.length} sentences, ${(result.seconds ?? 0).toFixed(1)} s\n${formatReport(result.report)}\n`);
   for (const u of result.unseenLabels ?? []) io.err.write(`warning: label ${u.label} (${u.count}×) is not in the model's label set\n`);
   const mistakes = mistakenSentences(result.tokens, result.gold, result.pred, 20);

@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { NerEngineError } from "../errors.js";
-import type { Corpus, Sentence } from "../data/types.js";
+import type { Corpus, Sentence, TagScheme } from "../data/types.js";
 import { parseConfig, withSavedModelDefaults, type EngineConfig, type EngineConfigInput } from "./config.js";
 import { readCheckpoint } from "../model/checkpoint.js";
 import { pretokenize } from "../data/alignment.js";
@@ -254,12 +254,12 @@ export class Engine {
     this.tagger?.native.cancel();
   }
 
-  /** Predicts `data` and scores it against its tags (seqeval, in IOB2). */
-  async evaluate(data: Corpus): Promise<EvaluationResult> {
+  /** Predicts `data` and scores it against its tags (seqeval, in IOB2); `tagScheme`: the files' scheme (default config.data.tagScheme). */
+  async evaluate(data: Corpus, opts: { tagScheme?: TagScheme } = {}): Promise<EvaluationResult> {
     const labelSet = this.requireLabels();
     const started = Date.now();
     const sentences = data.sentences.filter((s) => s.tokens.length > 0);
-    const iob2 = this.toInputIob2(sentences);
+    const iob2 = this.toInputIob2(sentences, opts.tagScheme);
     const gold = iob2.map((s) => s.tags);
     const predicted = await this.predictTags(sentences);
     const pred = predicted.map((p) => p.tags);
@@ -372,8 +372,7 @@ export class Engine {
   }
 
   /** Input tags → IOB2 (what metrics compare in). */
-  private toInputIob2(sentences: Sentence[]): Sentence[] {
-    const scheme = this.config.data.tagScheme;
+  private toInputIob2(sentences: Sentence[], scheme: TagScheme = this.config.data.tagScheme): Sentence[] {
     return scheme === "IOB2" ? sentences : convertScheme(sentences, scheme, "IOB2");
   }
 

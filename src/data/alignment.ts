@@ -226,24 +226,23 @@ function documentContext(pieces: readonly (readonly number[])[][], docOf: readon
 }
 
 /**
- * Merges per-window predictions (one per word start, in order: what native predict returns) into
- * one prediction per word, per sentence. Words without sub-tokens have no start and get `fill`.
+ * Per-word predictions of a whole encoded corpus → one array per sentence. `flat` holds one value per
+ * word start, in window order (what the native predict returns); each window's words are its
+ * wordStarts, so the window arithmetic lives here only. Words no window predicts (no sub-tokens) get
+ * `fill`.
  */
-export function mergeWindowPredictions(encoded: EncodedCorpus, perWindowWordPredictions: readonly ArrayLike<number>[], fill = -1): number[][] {
-  if (perWindowWordPredictions.length !== encoded.numWindows) {
-    throw new NerEngineError(`expected predictions for ${encoded.numWindows} windows, got ${perWindowWordPredictions.length}`);
-  }
+export function mergeWindowPredictions(encoded: EncodedCorpus, flat: ArrayLike<number>, fill = -1): number[][] {
   const out = Array.from(encoded.sentenceWordCounts, (n) => new Array<number>(n).fill(fill));
+  let k = 0;
   for (let w = 0; w < encoded.numWindows; w++) {
-    const preds = perWindowWordPredictions[w];
-    const start = encoded.windowOffsets[w];
-    const end = encoded.windowOffsets[w + 1];
-    let count = 0;
-    for (let p = start; p < end; p++) count += encoded.wordStarts[p];
-    if (preds.length !== count) throw new NerEngineError(`window ${w} predicts ${count} words but got ${preds.length} predictions`);
     const target = out[encoded.windowSentence[w]];
-    for (let p = start, k = 0; p < end; p++) if (encoded.wordStarts[p] === 1) target[encoded.tokenWordIndex[p]] = preds[k++];
+    for (let p = encoded.windowOffsets[w]; p < encoded.windowOffsets[w + 1]; p++) {
+      if (encoded.wordStarts[p] !== 1) continue;
+      if (k >= flat.length) throw new NerEngineError(`expected a prediction for every word start; got only ${flat.length}`);
+      target[encoded.tokenWordIndex[p]] = flat[k++];
+    }
   }
+  if (k !== flat.length) throw new NerEngineError(`expected ${k} predictions (one per word start), got ${flat.length}`);
   return out;
 }
 

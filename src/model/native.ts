@@ -124,7 +124,7 @@ export interface NativeTagger {
   exportWeights(): Promise<{ name: string; shape: number[]; data: Float32Array }[]>;
   setupTraining(data: NativeDataset, options: NativeTrainOptions): { stepsPerEpoch: number; totalSteps: number };
   trainEpoch(epoch: number, onProgress?: (p: NativeProgress) => void): Promise<NativeEpochSummary>;
-  predict(data: NativeDataset, options: { batchSize: number; bf16: boolean }): Promise<{ tags: Int32Array; scores: Float32Array; wordsPerWindow: Int32Array }>;
+  predict(data: NativeDataset, options: { batchSize: number; bf16: boolean }): Promise<{ tags: Int32Array; scores: Float32Array }>;
   cancel(): void;
   saveTrainerState(): Buffer;
   loadTrainerState(bytes: Uint8Array): void;

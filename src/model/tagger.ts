@@ -128,17 +128,9 @@ export class Tagger {
   /** Label ids and scores per word of each sentence, in the model's scheme. */
   async predictIds(sentences: readonly Sentence[], opts: { batchSize: number; bf16: boolean }): Promise<{ ids: number[][]; scores: number[][] }> {
     const encoded = this.encode(sentences);
-    const out = await this.native.predict(nativeDataset(encoded, false), opts);
-    const perWindowTags: Int32Array[] = [];
-    const perWindowScores: Float32Array[] = [];
-    let offset = 0;
-    for (let w = 0; w < encoded.numWindows; w++) {
-      const n = out.wordsPerWindow[w];
-      perWindowTags.push(out.tags.subarray(offset, offset + n));
-      perWindowScores.push(out.scores.subarray(offset, offset + n));
-      offset += n;
-    }
-    return { ids: mergeWindowPredictions(encoded, perWindowTags), scores: mergeWindowPredictions(encoded, perWindowScores) };
+    // No window at all when no word has a sub-token; the native side refuses an empty dataset.
+    const out = encoded.numWindows > 0 ? await this.native.predict(nativeDataset(encoded, false), opts) : { tags: new Int32Array(0), scores: new Float32Array(0) };
+    return { ids: mergeWindowPredictions(encoded, out.tags), scores: mergeWindowPredictions(encoded, out.scores, 1) };
   }
 
   /** Raw encoder + head forward in eval mode (HF *ForTokenClassification semantics for the softmax head). */
