@@ -1,5 +1,9 @@
 /** ner-engine's public API. */
 export { Engine } from "./app/engine.js";
+export { Tagger, type TaggerOptions } from "./model/tagger.js";
+export type { TaggerSpec, HeadSpec, InputSpec } from "./model/spec.js";
+export type { EncoderConfig, EncoderFamily } from "./model/encoder-config.js";
+export type { LabelMapping } from "./model/label-mapping.js";
 export type { EvaluationResult, EpochResult, FitCallbacks, ForwardInput, PredictedEntity, PredictedWord, PredictionResult, TrainingHistory, TrainProgress } from "./app/engine.js";
 export { parseConfig, loadConfigFile, defaultConfig } from "./app/config.js";
 export type { EngineConfig, EngineConfigInput } from "./app/config.js";
