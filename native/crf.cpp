@@ -270,31 +270,4 @@ torch::Tensor crfMarginals(const torch::Tensor& emissions, const torch::Tensor& 
   return marginals.masked_fill_(in.mask.logical_not().unsqueeze(2), 0);
 }
 
-torch::Tensor crfLogLikelihoodAutogradLoop(const torch::Tensor& emissions, const torch::Tensor& mask,
-                                           const torch::Tensor& tags, const torch::Tensor& transitions,
-                                           const torch::Tensor& startTransitions,
-                                           const torch::Tensor& endTransitions) {
-  // A line-by-line port of torchcrf.CRF._compute_score / _compute_normalizer, time-major.
-  const auto in = prepare(emissions, mask, &tags, transitions, startTransitions, endTransitions, {});
-  const int64_t B = in.emissions.size(0), T = in.emissions.size(1);
-  const auto e = in.emissions.transpose(0, 1), y = in.tags.t();  // [T, B, K], [T, B]
-  const auto m = in.mask.t(), mf = m.to(e.scalar_type());
-  const auto batch = torch::arange(B, y.options());
-
-  auto score = in.start.index({y[0]}) + e[0].index({batch, y[0]});
-  for (int64_t i = 1; i < T; ++i) {
-    score = score + in.trans.index({y[i - 1], y[i]}) * mf[i];
-    score = score + e[i].index({batch, y[i]}) * mf[i];
-  }
-  const auto seqEnds = m.to(torch::kLong).sum(0) - 1;
-  score = score + in.end.index({y.index({seqEnds, batch})});
-
-  auto norm = in.start + e[0];
-  for (int64_t i = 1; i < T; ++i) {
-    const auto next = torch::logsumexp(norm.unsqueeze(2) + in.trans + e[i].unsqueeze(1), {1});
-    norm = torch::where(m[i].unsqueeze(1), next, norm);
-  }
-  return score - torch::logsumexp(norm + in.end, {1});
-}
-
 }  // namespace ner

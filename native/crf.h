@@ -38,11 +38,4 @@ torch::Tensor crfMarginals(const torch::Tensor& emissions, const torch::Tensor& 
                            const torch::Tensor& startTransitions, const torch::Tensor& endTransitions,
                            const CrfConstraints& constraints = {});
 
-// Reference implementation for the benchmark baseline: the plain per-time-step loop that
-// autograd differentiates (what pytorch-crf does, in C++). Same result as crfLogLikelihood.
-torch::Tensor crfLogLikelihoodAutogradLoop(const torch::Tensor& emissions, const torch::Tensor& mask,
-                                           const torch::Tensor& tags, const torch::Tensor& transitions,
-                                           const torch::Tensor& startTransitions,
-                                           const torch::Tensor& endTransitions);
-
 }  // namespace ner

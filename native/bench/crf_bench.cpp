@@ -1,6 +1,6 @@
 // CRF micro-benchmark and numerical checks (native/crf.cpp).
 //   crf_bench               B=32, T=128, K in {9, 120}: forward+backward of crfLogLikelihood (hand-written
-//                           backward) vs crfLogLikelihoodAutogradLoop (pytorch-crf style), and Viterbi
+//                           backward) vs autogradLoopLogLikelihood (pytorch-crf style), and Viterbi
 //   crf_bench --gradcheck   hand-written gradient vs central finite differences (double) and the autograd
 //                           loop; llh and Viterbi vs brute-force enumeration of all paths; input validation
 //   crf_bench --fixture F   pytorch-crf's numbers (../shared/fixtures/crf.json, as text: see bench-crf.mjs)
@@ -26,6 +26,32 @@
 using torch::Tensor;
 
 namespace {
+
+// The benchmark's baseline and a second reference for the checks: the plain per-time-step loop that
+// autograd differentiates (a line-by-line port of torchcrf.CRF._compute_score / _compute_normalizer,
+// time-major). Same result as ner::crfLogLikelihood. Inputs as the bench builds them (valid shapes).
+Tensor autogradLoopLogLikelihood(const Tensor& emissions, const Tensor& mask, const Tensor& tags, const Tensor& trans,
+                                 const Tensor& start, const Tensor& end) {
+  const int64_t B = emissions.size(0), T = emissions.size(1);
+  const auto e = emissions.transpose(0, 1), y = tags.to(torch::kLong).t();  // [T, B, K], [T, B]
+  const auto m = mask.to(torch::kBool).t(), mf = m.to(e.scalar_type());
+  const auto batch = torch::arange(B, y.options());
+
+  auto score = start.index({y[0]}) + e[0].index({batch, y[0]});
+  for (int64_t i = 1; i < T; ++i) {
+    score = score + trans.index({y[i - 1], y[i]}) * mf[i];
+    score = score + e[i].index({batch, y[i]}) * mf[i];
+  }
+  const auto seqEnds = m.to(torch::kLong).sum(0) - 1;
+  score = score + end.index({y.index({seqEnds, batch})});
+
+  auto norm = start + e[0];
+  for (int64_t i = 1; i < T; ++i) {
+    const auto next = torch::logsumexp(norm.unsqueeze(2) + trans + e[i].unsqueeze(1), {1});
+    norm = torch::where(m[i].unsqueeze(1), next, norm);
+  }
+  return score - torch::logsumexp(norm + end, {1});
+}
 
 struct Problem {
   Tensor emissions, mask, tags, trans, start, end;
@@ -95,7 +121,7 @@ int bench() {
       return ner::crfLogLikelihood(e, p.mask, p.tags, tr, s, en);
     };
     LlhFn loop = [&](const Tensor& e, const Tensor& tr, const Tensor& s, const Tensor& en) {
-      return ner::crfLogLikelihoodAutogradLoop(e, p.mask, p.tags, tr, s, en);
+      return autogradLoopLogLikelihood(e, p.mask, p.tags, tr, s, en);
     };
     // Interleaved runs, so that load from other processes hits every variant alike; each ratio is the
     // median of the per-round ratios. "fwd" is the log-likelihood alone, without autograd (evaluation).
@@ -211,8 +237,8 @@ int gradcheck() {
       return ner::crfLogLikelihood(e, p.mask, p.tags, tr, s, en, c);
     };
     LlhFn loop = [&](const Tensor& e, const Tensor& tr, const Tensor& s, const Tensor& en) {
-      if (!c.defined()) return ner::crfLogLikelihoodAutogradLoop(e, p.mask, p.tags, tr, s, en);
-      return ner::crfLogLikelihoodAutogradLoop(e, p.mask, p.tags, tr + c.transitions, s + c.start, en + c.end);
+      if (!c.defined()) return autogradLoopLogLikelihood(e, p.mask, p.tags, tr, s, en);
+      return autogradLoopLogLikelihood(e, p.mask, p.tags, tr + c.transitions, s + c.start, en + c.end);
     };
     const auto llh = ours(p.emissions, p.trans, p.start, p.end);
     const auto g = gradients(ours, p, weight), gLoop = gradients(loop, p, weight);
@@ -261,7 +287,7 @@ int gradcheck() {
                                              p.end.to(torch::kFloat));
     llh32.sum().backward();
     ck.expect("fp32 llh vs double", maxAbsDiff(llh32, ref), 1e-4);
-    const auto loop32 = ner::crfLogLikelihoodAutogradLoop(e32, p.mask, p.tags, p.trans.to(torch::kFloat),
+    const auto loop32 = autogradLoopLogLikelihood(e32, p.mask, p.tags, p.trans.to(torch::kFloat),
                                                           p.start.to(torch::kFloat), p.end.to(torch::kFloat));
     ck.expect("fp32 llh vs autograd loop", maxAbsDiff(llh32, loop32), 1e-4);
     auto e16 = p.emissions.to(torch::kBFloat16).requires_grad_();
@@ -360,7 +386,7 @@ int fixture(const std::string& file) {
     return ner::crfLogLikelihood(e, mask, tags, tr, s, en);
   };
   LlhFn loop = [&](const Tensor& e, const Tensor& tr, const Tensor& s, const Tensor& en) {
-    return ner::crfLogLikelihoodAutogradLoop(e, mask, tags, tr, s, en);
+    return autogradLoopLogLikelihood(e, mask, tags, tr, s, en);
   };
   ck.expect("llh vs pytorch-crf", maxAbsDiff(ours(e, trans, start, end), llhRef), 1e-4);
   ck.expect("autograd loop llh vs pytorch-crf", maxAbsDiff(loop(e, trans, start, end), llhRef), 1e-4);
