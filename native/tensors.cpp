@@ -31,16 +31,18 @@ static std::string shapeString(at::IntArrayRef shape) {
   return out.str();
 }
 
+// Whether source fits target in every dimension but the label-indexed ones (transitions: square).
+static bool fitsBeyondLabels(const torch::Tensor& target, const torch::Tensor& source, int labelDims) {
+  if (source.dim() != target.dim() || source.dim() < labelDims) return false;
+  for (int64_t d = labelDims; d < target.dim(); ++d)
+    if (source.size(d) != target.size(d)) return false;
+  return labelDims < 2 || source.size(1) == source.size(0);
+}
+
 // target[i] (and target[i][j] for two label dimensions) = source[rows[i]] where rows[i] >= 0.
 static void copyLabelRows(torch::Tensor& target, const torch::Tensor& source, const std::string& name, int labelDims,
                           const std::vector<int64_t>& rows) {
-  const int64_t sourceLabels = source.dim() >= labelDims ? source.size(0) : 0;
-  bool sameTail = source.dim() == target.dim();
-  for (int64_t d = labelDims; sameTail && d < target.dim(); ++d) sameTail = source.size(d) == target.size(d);
-  if (labelDims == 2 && source.dim() == 2) sameTail = sameTail && source.size(1) == sourceLabels;
-  if (!sameTail)
-    throw std::invalid_argument("tensor \"" + name + "\" has shape " + shapeString(source.sizes()) +
-                                ", which does not fit the model's " + shapeString(target.sizes()) + " beyond the label dimension");
+  const int64_t sourceLabels = source.size(0);
   std::vector<int64_t> kept, from;
   for (size_t i = 0; i < rows.size(); ++i) {
     if (rows[i] < 0) continue;
@@ -62,7 +64,8 @@ static void copyLabelRows(torch::Tensor& target, const torch::Tensor& source, co
 }
 
 WeightLoadReport loadNamedWeights(torch::nn::Module& module, const std::map<std::string, torch::Tensor>& weights,
-                                  const std::vector<std::string>& requiredPrefixes, const LabelRowMap& labelRows) {
+                                  const std::vector<std::string>& requiredPrefixes, const LabelRowMap& labelRows,
+                                  bool skipMismatched) {
   torch::NoGradGuard noGrad;
   WeightLoadReport report;
   auto targets = module.named_parameters(true);
@@ -90,7 +93,21 @@ WeightLoadReport loadNamedWeights(torch::nn::Module& module, const std::map<std:
         throw std::invalid_argument("label row map has " + std::to_string(labelRows.rows.size()) + " entries for " +
                                     std::to_string(target.value().size(0)) + " labels");
       auto value = target.value();
+      used[name] = true;
+      if (!fitsBeyondLabels(value, source, labelDims)) {
+        if (!skipMismatched)
+          throw std::invalid_argument("tensor \"" + name + "\" has shape " + shapeString(source.sizes()) + ", which does not fit the model's " +
+                                      shapeString(value.sizes()) + " beyond the label dimension");
+        report.mismatched.push_back(name + " " + shapeString(source.sizes()) + " vs " + shapeString(value.sizes()));
+        report.initialised.push_back(name);
+        continue;
+      }
       copyLabelRows(value, source, name, labelDims, labelRows.rows);
+      continue;
+    }
+    if (source.sizes() != target.value().sizes() && skipMismatched) {
+      report.mismatched.push_back(name + " " + shapeString(source.sizes()) + " vs " + shapeString(target.value().sizes()));
+      report.initialised.push_back(name);
       used[name] = true;
       continue;
     }

@@ -18,6 +18,7 @@ torch::Tensor hostTensorView(void* data, torch::ScalarType dtype, const std::vec
 struct WeightLoadReport {
   std::vector<std::string> initialised;  // parameters the checkpoint did not have (kept at their init)
   std::vector<std::string> unused;       // checkpoint tensors the model does not use
+  std::vector<std::string> mismatched;   // shape mismatches skipped (skipMismatched), kept at their init
 };
 
 // Label mapping by name for the label-indexed tensors (classifier rows, CRF scores): target label i
@@ -30,9 +31,12 @@ struct LabelRowMap {
 
 // Copies named tensors into the module's parameters and buffers, converting dtype and device.
 // Every name starting with one of `requiredPrefixes` must be present; a shape mismatch always throws,
-// naming the tensor and both shapes. With a non-empty labelRows, its tensors are copied row by row.
+// naming the tensor and both shapes, unless skipMismatched (HF's ignore_mismatched_sizes): then the
+// tensor keeps its initialisation and is reported. With a non-empty labelRows, its tensors are copied
+// row by row.
 WeightLoadReport loadNamedWeights(torch::nn::Module& module, const std::map<std::string, torch::Tensor>& weights,
-                                  const std::vector<std::string>& requiredPrefixes, const LabelRowMap& labelRows = {});
+                                  const std::vector<std::string>& requiredPrefixes, const LabelRowMap& labelRows = {},
+                                  bool skipMismatched = false);
 
 // All parameters and buffers as contiguous fp32 CPU tensors, by name.
 std::vector<std::pair<std::string, torch::Tensor>> exportNamedWeights(torch::nn::Module& module);

@@ -88,4 +88,31 @@ describe.skipIf(!existsSync(TINY_BERT))(`fine-tuning tiny-bert-ner (unsorted id2
     const before = rowsByLabel(saved);
     for (const [label, row] of rowsByLabel(path.join(out, "model"))) expect(row, label).toEqual(before.get(label));
   });
+
+  it("a head tensor of another shape: an error naming it, or with ignoreMismatchedSizes kept at its init and logged", async () => {
+    const first = await fit(SENTENCES, { head: { kind: "bilstm-crf", lstmHiddenSize: 8 } });
+    const saved = path.join(first.out, "model");
+    const again = (extra: Record<string, unknown>) =>
+      new Engine({ model: saved, device: "cpu", training: { learningRate: 0, epochs: 1, batchSize: 2 }, head: { lstmHiddenSize: 16, learningRate: 0 }, ...extra });
+    await expect(again({}).fit({ train: { source: "train", sentences: SENTENCES } })).rejects.toThrow(/lstm\.weight_ih_l0" has shape \[32, 64\], expected \[64, 64\]/);
+    const log: string[] = [];
+    const engine = again({ ignoreMismatchedSizes: true });
+    const history = await engine.fit({ train: { source: "train", sentences: SENTENCES } }, { onLog: (m) => log.push(m) });
+    expect(engine.model!.spec.head).toMatchObject({ kind: "bilstm-crf", lstmHiddenSize: 16 }); // the saved head kind, the asked size
+    expect(history.headMapping?.mismatched?.some((m) => m.startsWith("lstm.weight_ih_l0 [32, 64] vs [64, 64]"))).toBe(true);
+    expect(log.join("\n")).toContain("the checkpoint's shape differing: lstm.");
+    // The CRF scores keep their rows by name; the classifier, now 2 x 16 wide, is one of the mismatched.
+    expect(history.headMapping?.kept).toHaveLength(9);
+    expect(history.headMapping?.mismatched?.some((m) => m.startsWith("classifier.weight [9, 16] vs [9, 32]"))).toBe(true);
+    const transitions = (ckpt: string) => toFloat32(readCheckpoint(ckpt).weights.get("crf.transitions")!);
+    expect(Array.from((await engine.model!.exportWeights()).find((w) => w.name === "crf.transitions")!.data)).toEqual(Array.from(transitions(saved)));
+  });
+
+  it("a checkpoint whose head is of another kind starts a fresh head, and says so", async () => {
+    const log: string[] = [];
+    const engine = new Engine({ model: TINY_BERT, device: "cpu", training: { learningRate: 0, epochs: 1, batchSize: 2 }, head: { kind: "crf" } });
+    const history = await engine.fit({ train: { source: "train", sentences: SENTENCES } }, { onLog: (m) => log.push(m) });
+    expect(history.headMapping?.kept).toEqual([]);
+    expect(log.join("\n")).toContain("the checkpoint's head is softmax, this model's crf");
+  });
 });

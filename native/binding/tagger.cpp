@@ -130,7 +130,8 @@ class NativeTagger : public Napi::ObjectWrap<NativeTagger> {
   Napi::Value DeviceName(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), device_.is_cuda() ? "cuda" : "cpu"); }
 
   // loadWeights(bytes: Uint8Array, entries: [{name, dtype, shape, byteOffset, byteLength}], requiredPrefixes: string[],
-  //             labelRows?: number[]) with checkpoint names; labelRows maps each label to its checkpoint row (-1 = keep init).
+  //             { labelRows?: number[], skipMismatched?: boolean }) with checkpoint names; labelRows maps each label to
+  //             its checkpoint row (-1 = keep init); skipMismatched keeps the init of tensors whose shape differs.
   Napi::Value LoadWeights(const Napi::CallbackInfo& info) {
     return guarded(info.Env(), [&]() -> Napi::Value {
       requireLive();
@@ -158,8 +159,15 @@ class NativeTagger : public Napi::ObjectWrap<NativeTagger> {
         (*weights)[moduleKey(model_->encoderConfig, name)] = hostTensorView(bytes.Data() + offset, dtype, shape);
       }
       LabelRowMap labelRows;
-      if (info.Length() > 3 && info[3].IsArray()) {
-        auto rows = info[3].As<Napi::Array>();
+      bool skipMismatched = false;
+      Napi::Value rowsValue;
+      if (info.Length() > 3 && info[3].IsObject()) {
+        auto options = info[3].As<Napi::Object>();
+        skipMismatched = optionalBool(options, "skipMismatched", false);
+        rowsValue = options.Get("labelRows");
+      }
+      if (!rowsValue.IsEmpty() && rowsValue.IsArray()) {
+        auto rows = rowsValue.As<Napi::Array>();
         for (uint32_t i = 0; i < rows.Length(); ++i) {
           auto v = rows.Get(i);
           if (!v.IsNumber()) throw std::invalid_argument("loadWeights: labelRows must hold integers");
@@ -174,13 +182,18 @@ class NativeTagger : public Napi::ObjectWrap<NativeTagger> {
       }
       auto report = std::make_shared<WeightLoadReport>();
       return runAsync(
-          info, [this, weights, required, report, labelRows]() { *report = loadNamedWeights(*model_, *weights, required, labelRows); },
+          info,
+          [this, weights, required, report, labelRows, skipMismatched]() {
+            *report = loadNamedWeights(*model_, *weights, required, labelRows, skipMismatched);
+          },
           [this, report](Napi::Env env) -> Napi::Value {
             auto out = Napi::Object::New(env);
             for (auto& name : report->initialised) name = checkpointKey(model_->encoderConfig, name);
             for (auto& name : report->unused) name = checkpointKey(model_->encoderConfig, name);
             out.Set("initialised", stringsToJs(env, report->initialised));
+            for (auto& entry : report->mismatched) entry = checkpointKey(model_->encoderConfig, entry);
             out.Set("unused", stringsToJs(env, report->unused));
+            out.Set("mismatched", stringsToJs(env, report->mismatched));
             return out;
           },
           {bytes});

@@ -14,6 +14,8 @@ export interface LabelMapping {
   initialised: string[];
   /** Why the head is (partly) new, when it is. */
   note?: string;
+  /** Checkpoint tensors of another shape that kept their initialisation (ignoreMismatchedSizes): "name [a] vs [b]". */
+  mismatched?: string[];
 }
 
 /**
@@ -51,7 +53,8 @@ export function mapLabelsByName(
 
 /** One line for the training log. */
 export function describeMapping(m: LabelMapping): string {
-  if (m.kept.length === 0) return `head initialised for ${m.labels.length} labels (${m.note ?? "new head"})`;
+  const skipped = m.mismatched?.length ? `; kept at their initialisation, the checkpoint's shape differing: ${m.mismatched.join("; ")}` : "";
+  if (m.kept.length === 0) return `head initialised for ${m.labels.length} labels (${m.note ?? "new head"})${skipped}`;
   const kept = `head rows kept by name for ${m.kept.length} labels (${m.kept.join(", ")})`;
-  return m.initialised.length ? `${kept}; initialised: ${m.initialised.map((l) => `${l} (row ${m.labels.indexOf(l)})`).join(", ")}` : kept;
+  return (m.initialised.length ? `${kept}; initialised: ${m.initialised.map((l) => `${l} (row ${m.labels.indexOf(l)})`).join(", ")}` : kept) + skipped;
 }

@@ -111,8 +111,16 @@ export interface NativeWeightEntry {
 
 export interface NativeTagger {
   readonly device: "cpu" | "cuda";
-  /** Checkpoint names in and out; labelRows[i] = the checkpoint row of label i for the head's label-indexed tensors (-1 = keep init). */
-  loadWeights(bytes: Uint8Array, entries: NativeWeightEntry[], requiredPrefixes: string[], labelRows?: number[]): Promise<{ initialised: string[]; unused: string[] }>;
+  /**
+   * Checkpoint names in and out. labelRows[i] = the checkpoint row of label i for the head's label-indexed
+   * tensors (-1 = keep init); skipMismatched: a tensor of another shape keeps its init (listed in `mismatched`).
+   */
+  loadWeights(
+    bytes: Uint8Array,
+    entries: NativeWeightEntry[],
+    requiredPrefixes: string[],
+    options?: { labelRows?: number[]; skipMismatched?: boolean },
+  ): Promise<{ initialised: string[]; unused: string[]; mismatched: string[] }>;
   forward(batch: {
     inputIds: Int32Array;
     attentionMask: Int32Array;

@@ -86,7 +86,11 @@ export class Tagger {
   ): Promise<{ tagger: Tagger; mapping: LabelMapping }> {
     const config = checkpoint.config;
     const classifier = checkpoint.weights.get("classifier.weight");
-    let known = classifier && config.hasLabelNames ? labelList(config) : undefined;
+    // A head is carried over only into a head of the same kind (a softmax classifier over BERT states
+    // means nothing to a BiLSTM-CRF); HF checkpoints' heads are softmax ones.
+    const savedKind = config.ner_engine ? parseNerEngineBlock(config, path.join(checkpoint.dir, "config.json")).head.kind : "softmax";
+    const sameKind = savedKind === settings.head.kind;
+    let known = classifier && config.hasLabelNames && sameKind ? labelList(config) : undefined;
     if (known && classifier!.shape[0] !== known.length) {
       if (!opts.ignoreMismatchedSizes) {
         throw new NerEngineError(`classifier.weight has ${classifier!.shape[0]} rows but config.json names ${known.length} labels (set ignoreMismatchedSizes to start a fresh head)`, checkpoint.dir);
@@ -94,8 +98,10 @@ export class Tagger {
       known = undefined;
     }
     const mapping = mapLabelsByName(known, dataLabels, { ignoreMismatchedSizes: opts.ignoreMismatchedSizes, source: checkpoint.dir });
+    if (classifier && !sameKind) mapping.note = `the checkpoint's head is ${savedKind}, this model's ${settings.head.kind}`;
     const tagger = Tagger.create({ encoder: config, labels: mapping.labels, ...settings }, tokenizer, tokenizerDir, opts);
-    await tagger.loadCheckpoint(checkpoint, { complete: false, labelRows: known ? mapping.rows : undefined });
+    const report = await tagger.loadCheckpoint(checkpoint, { complete: false, labelRows: known ? mapping.rows : undefined, skipMismatched: opts.ignoreMismatchedSizes });
+    if (report.mismatched.length) mapping.mismatched = report.mismatched;
     return { tagger, mapping };
   }
 
@@ -186,7 +192,10 @@ export class Tagger {
    * Copies a checkpoint's tensors in. `complete`: every tensor must be there (a saved tagger); else the
    * encoder must be complete and head tensors are taken only with `labelRows` (mapped by name).
    */
-  async loadCheckpoint(checkpoint: Checkpoint, opts: { complete: boolean; labelRows?: number[] }): Promise<{ initialised: string[]; unused: string[] }> {
+  async loadCheckpoint(
+    checkpoint: Checkpoint,
+    opts: { complete: boolean; labelRows?: number[]; skipMismatched?: boolean },
+  ): Promise<{ initialised: string[]; unused: string[]; mismatched: string[] }> {
     const prefix = `${encoderPrefix(this.spec.encoder.family)}.`;
     const entries = new Map<Uint8Array, NativeWeightEntry[]>();
     for (const [name, view] of checkpoint.weights) {
@@ -201,16 +210,19 @@ export class Tagger {
     // only if no file had it, and the required ones are checked once, here, for every layout.
     let initialised: Set<string> | undefined;
     const unused: string[] = [];
+    const mismatched: string[] = [];
     for (const [file, list] of entries) {
-      const report = await withWhere(checkpoint.dir, this.native.loadWeights(file, list, [], opts.labelRows));
+      const report = await withWhere(checkpoint.dir, this.native.loadWeights(file, list, [], { labelRows: opts.labelRows, skipMismatched: opts.skipMismatched }));
       const missingHere = new Set(report.initialised);
       initialised = initialised ? new Set([...initialised].filter((n) => missingHere.has(n))) : missingHere;
       unused.push(...report.unused);
+      mismatched.push(...report.mismatched);
     }
     initialised ??= new Set((await this.exportWeights()).map((w) => w.name));
-    const missing = [...initialised].find((n) => opts.complete || n.startsWith(prefix));
+    const skipped = new Set(mismatched.map((m) => m.split(" ")[0]));
+    const missing = [...initialised].find((n) => !skipped.has(n) && (opts.complete || n.startsWith(prefix)));
     if (missing) throw new NerEngineError(`checkpoint is missing tensor "${missing}"`, checkpoint.dir);
-    return { initialised: [...initialised], unused };
+    return { initialised: [...initialised], unused, mismatched };
   }
 }
 
