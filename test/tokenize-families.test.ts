@@ -82,6 +82,25 @@ suite(`per-word tokenization matches HF${skipNote}`, () => {
     expectFixtureIds(tok, fixture("distilbert-tokenize.json"));
   });
 
+  it("RoBERTa from vocab.json + merges.txt alone (a slow tokenizer's files) gives the same ids", () => {
+    for (const specials of [true, false]) {
+      const out = mkdtempSync(path.join(tmpdir(), "ner-tok-"));
+      tempDirs.push(out);
+      const files = ["vocab.json", "merges.txt", ...(specials ? ["special_tokens_map.json"] : [])];
+      for (const f of files) copyFileSync(path.join(FIXTURES, "tiny-roberta-ner", f), path.join(out, f));
+      const tok = loadTokenizer(out);
+      expect(tok.source.endsWith("vocab.json")).toBe(true);
+      expectFixtureIds(tok, fixture("roberta-tokenize.json"));
+    }
+  });
+
+  it("a folder with only a SentencePiece model says how to get tokenizer.json", () => {
+    const out = mkdtempSync(path.join(tmpdir(), "ner-tok-"));
+    tempDirs.push(out);
+    copyFileSync(path.join(FIXTURES, "tiny-xlm-roberta-ner", "sentencepiece.bpe.model"), path.join(out, "sentencepiece.bpe.model"));
+    expect(() => loadTokenizer(out)).toThrow(/only sentencepiece\.bpe\.model is here.*save_pretrained/);
+  });
+
   it("RoBERTa words get their leading space even when tokenizer.json says add_prefix_space: false (as roberta-base's does)", () => {
     const dir = editedCopy(path.join(FIXTURES, "tiny-roberta-ner"), (json) => {
       json.pre_tokenizer.add_prefix_space = false;

@@ -80,8 +80,11 @@ function readJson(path: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
+const BERT_SPECIALS: SpecialNames = { cls: "[CLS]", sep: "[SEP]", pad: "[PAD]", unk: "[UNK]" };
+const ROBERTA_SPECIALS: SpecialNames = { cls: "<s>", sep: "</s>", pad: "<pad>", unk: "<unk>" };
+
 /** Special token names from special_tokens_map.json / tokenizer_config.json (string or {content}). */
-function specialNames(dir: string, config: Record<string, unknown>): SpecialNames {
+function specialNames(dir: string, config: Record<string, unknown>, defaults: SpecialNames): SpecialNames {
   const mapPath = join(dir, "special_tokens_map.json");
   const map = existsSync(mapPath) ? readJson(mapPath) : {};
   const pick = (key: string, fallback: string): string => {
@@ -92,7 +95,45 @@ function specialNames(dir: string, config: Record<string, unknown>): SpecialName
     }
     return fallback;
   };
-  return { cls: pick("cls_token", "[CLS]"), sep: pick("sep_token", "[SEP]"), pad: pick("pad_token", "[PAD]"), unk: pick("unk_token", "[UNK]") };
+  return { cls: pick("cls_token", defaults.cls), sep: pick("sep_token", defaults.sep), pad: pick("pad_token", defaults.pad), unk: pick("unk_token", defaults.unk) };
+}
+
+/**
+ * The tokenizer.json HF's RobertaConverter builds from a slow tokenizer's vocab.json + merges.txt
+ * (byte-level BPE, GPT-2's pre-tokenizer; <mask> strips the space before it).
+ */
+function byteLevelBpeTokenizerJson(dir: string, names: SpecialNames): Record<string, unknown> {
+  const vocabPath = join(dir, "vocab.json");
+  const mergesPath = join(dir, "merges.txt");
+  const vocab = readJson(vocabPath);
+  for (const [token, id] of Object.entries(vocab)) {
+    if (!Number.isSafeInteger(id) || (id as number) < 0) throw new NerEngineError(`token ${JSON.stringify(token)} has id ${JSON.stringify(id)}, expected a non-negative integer`, vocabPath);
+  }
+  let text: string;
+  try {
+    text = readFileSync(mergesPath, "utf8");
+  } catch (err) {
+    throw new NerEngineError(`cannot read merges: ${(err as Error).message}`, mergesPath);
+  }
+  // "#version: 0.2" header, then one "left right" pair per line (HF skips the first line and blank ones).
+  const lines = text.split("\n").map((l) => (l.endsWith("\r") ? l.slice(0, -1) : l));
+  const merges = lines.slice(lines[0]?.startsWith("#version") ? 1 : 0).filter((l) => l !== "");
+  merges.forEach((m, i) => {
+    if (m.split(" ").length !== 2) throw new NerEngineError(`line ${i + 2}: expected two tokens separated by one space, got ${JSON.stringify(m)}`, mergesPath);
+  });
+  const special = [names.cls, names.pad, names.sep, names.unk, "<mask>"].filter((tok, i, all) => all.indexOf(tok) === i && tok in vocab);
+  const byteLevel = { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true };
+  return {
+    version: "1.0",
+    truncation: null,
+    padding: null,
+    added_tokens: special.map((content) => ({ id: vocab[content], content, single_word: false, lstrip: content === "<mask>", rstrip: false, normalized: false, special: true })),
+    normalizer: null,
+    pre_tokenizer: byteLevel,
+    post_processor: { type: "RobertaProcessing", sep: [names.sep, vocab[names.sep]], cls: [names.cls, vocab[names.cls]], trim_offsets: true, add_prefix_space: true },
+    decoder: byteLevel,
+    model: { type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: "", end_of_word_suffix: "", fuse_unk: false, byte_fallback: false, vocab, merges },
+  };
 }
 
 /** The pre-tokenizer with every ByteLevel step (top level or in a Sequence) set to add_prefix_space. */
@@ -105,15 +146,17 @@ function withBytePrefixSpace(pre: unknown): unknown {
 }
 
 /**
- * Loads `tokenizer.json` from `dir` if present, else builds the equivalent BERT tokenizer from
- * `vocab.txt` (+ tokenizer_config.json do_lower_case, default true).
+ * Loads `tokenizer.json` from `dir` if present; else builds the equivalent tokenizer from a slow
+ * tokenizer's files: WordPiece from `vocab.txt` (+ tokenizer_config.json do_lower_case, default true),
+ * or byte-level BPE from `vocab.json` + `merges.txt` (RoBERTa).
  */
 export function loadTokenizer(dir: string, opts: LoadTokenizerOptions = {}): WordTokenizer {
   const jsonPath = join(dir, "tokenizer.json");
   const vocabPath = join(dir, "vocab.txt");
   const configPath = join(dir, "tokenizer_config.json");
   const config = existsSync(configPath) ? readJson(configPath) : {};
-  const names = specialNames(dir, config);
+  const bpe = !existsSync(jsonPath) && !existsSync(vocabPath) && existsSync(join(dir, "vocab.json")) && existsSync(join(dir, "merges.txt"));
+  const names = specialNames(dir, config, bpe ? ROBERTA_SPECIALS : BERT_SPECIALS);
   let tokenizerJson: Record<string, unknown>;
   let source: string;
   if (existsSync(jsonPath)) {
@@ -147,8 +190,18 @@ export function loadTokenizer(dir: string, opts: LoadTokenizerOptions = {}): Wor
     } catch (err) {
       throw new NerEngineError((err as Error).message, vocabPath);
     }
+  } else if (bpe) {
+    source = join(dir, "vocab.json");
+    tokenizerJson = byteLevelBpeTokenizerJson(dir, names);
   } else {
-    throw new NerEngineError(`no tokenizer.json or vocab.txt found in ${dir}`, dir);
+    const sentencepiece = ["sentencepiece.bpe.model", "spiece.model"].find((f) => existsSync(join(dir, f)));
+    throw new NerEngineError(
+      sentencepiece
+        ? `only ${sentencepiece} is here, and SentencePiece models are read through tokenizer.json: write it once in Python with ` +
+            `AutoTokenizer.from_pretrained(dir).save_pretrained(dir) (fast tokenizers installed)`
+        : `no tokenizer.json, vocab.txt or vocab.json + merges.txt found in ${dir}`,
+      dir,
+    );
   }
   let hfTokenizer: HfTokenizer;
   try {
