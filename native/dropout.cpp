@@ -18,17 +18,22 @@ inline uint64_t splitmix64(uint64_t& state) {
   return z ^ (z >> 31);
 }
 
+thread_local DropoutStream* currentStream = nullptr;
+
+// One seed per dropout call: from the scoped stream, else torch's default CPU generator.
+uint64_t nextSeed() {
+  if (currentStream) return currentStream->next();
+  auto generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  return generator.get<at::CPUGeneratorImpl>()->random64();
+}
+
 struct CpuDropout : torch::autograd::Function<CpuDropout> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& input, double p) {
     auto x = input.contiguous();
     auto out = torch::empty_like(x);
     auto mask = torch::empty(x.sizes(), x.options().dtype(torch::kUInt8));
-    uint64_t seed;
-    {
-      auto generator = at::detail::getDefaultCPUGenerator();
-      std::lock_guard<std::mutex> lock(generator.mutex());
-      seed = generator.get<at::CPUGeneratorImpl>()->random64();
-    }
+    const uint64_t seed = nextSeed();
     const uint32_t threshold = static_cast<uint32_t>(p * 4294967296.0);  // drop when u < threshold
     const float scale = 1.0f / static_cast<float>(1 - p);
     const float* in = x.data_ptr<float>();
@@ -73,10 +78,22 @@ struct CpuDropout : torch::autograd::Function<CpuDropout> {
 
 }  // namespace
 
+uint64_t DropoutStream::next() { return splitmix64(state); }
+
+DropoutStreamScope::DropoutStreamScope(DropoutStream* stream) : previous_(currentStream) { currentStream = stream; }
+DropoutStreamScope::~DropoutStreamScope() { currentStream = previous_; }
+
 torch::Tensor applyDropout(const torch::Tensor& input, double p, bool training) {
   if (!training || p <= 0) return input;
-  if (p >= 1 || !input.is_cpu() || input.scalar_type() != torch::kFloat) return torch::dropout(input, p, training);
-  return CpuDropout::apply(input, p);
+  if (p < 1 && input.is_cpu() && input.scalar_type() == torch::kFloat) return CpuDropout::apply(input, p);
+  if (currentStream && input.is_cpu()) {
+    // Other CPU dtypes (double, in the gradient checks): torch's mask, from a generator seeded by the stream.
+    if (p >= 1) return input * 0;
+    auto generator = at::make_generator<at::CPUGeneratorImpl>(currentStream->next());
+    auto keep = torch::empty_like(input).bernoulli_(1 - p, generator);
+    return input * keep / (1 - p);
+  }
+  return torch::dropout(input, p, training);  // CUDA: the trainer seeds the device generator from its stream each step
 }
 
 }  // namespace ner

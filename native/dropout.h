@@ -10,6 +10,26 @@
 
 namespace ner {
 
+// A trainer's own stream of dropout seeds (splitmix64 over one 64-bit state): two engines training in
+// one process do not share masks, and a resume point stores where the stream is. While a
+// DropoutStreamScope is alive on a thread, that thread's dropout seeds come from its stream; without
+// one they come from torch's default generator.
+struct DropoutStream {
+  uint64_t state = 0;
+  uint64_t next();
+};
+
+class DropoutStreamScope {
+ public:
+  explicit DropoutStreamScope(DropoutStream* stream);
+  ~DropoutStreamScope();
+  DropoutStreamScope(const DropoutStreamScope&) = delete;
+  DropoutStreamScope& operator=(const DropoutStreamScope&) = delete;
+
+ private:
+  DropoutStream* previous_;
+};
+
 torch::Tensor applyDropout(const torch::Tensor& input, double p, bool training);
 
 // The module form (no parameters, so checkpoints are unchanged), in place of torch::nn::Dropout.

@@ -258,21 +258,33 @@ void Trainer::optimizerStep(int64_t epoch) {
   ++step_;
 }
 
+// The dropout stream at the start of an epoch: a function of (seed, epoch) only, so an epoch repeats.
+static uint64_t epochDropoutState(int64_t seed, int64_t epoch) {
+  return static_cast<uint64_t>(seed) * 0x9E3779B97F4A7C15ULL ^ (static_cast<uint64_t>(epoch) + 1) * 0xD1B54A32D192ED03ULL;
+}
+
 EpochSummary Trainer::runEpoch(const EncodedDataset& data, int64_t epoch,
                                const std::function<void(const TrainProgress&)>& onProgress,
-                               const std::atomic<bool>& cancel) {
+                               const std::atomic<bool>& cancel, int64_t stopAtStep) {
   std::mt19937_64 rng(static_cast<uint64_t>(options_.seed) * 1000003ULL + static_cast<uint64_t>(epoch));
-  torch::manual_seed(options_.seed * 1000003 + epoch);  // dropout masks repeat too
   const auto plan = planTrainingBatches(data, options_.batchSize, rng, options_.lengthGrouping);
+  const int64_t batches = static_cast<int64_t>(plan.batches.size());
+  if (position_.epoch != epoch) {
+    position_ = EpochPosition();
+    position_.epoch = epoch;
+    position_.summary.epoch = epoch;
+    position_.dropoutState = epochDropoutState(options_.seed, epoch);
+  }
+  auto& p = position_;
+  EpochSummary& summary = p.summary;
+  summary.cancelled = summary.paused = false;
+  dropout_.state = p.dropoutState;
+  DropoutStreamScope dropoutScope(&dropout_);
   model_->train();
-  EpochSummary summary;
-  summary.epoch = epoch;
   const auto start = std::chrono::steady_clock::now();
   const bool onCpu = !device_.is_cuda();
-  auto lossSum = torch::zeros({}, torch::TensorOptions().device(device_));
-  int64_t windowTokens = 0, windowSentences = 0, windowBatches = 0;
+  auto lossSum = torch::zeros({}, torch::TensorOptions().device(device_).dtype(torch::kDouble));
   auto windowStart = start;
-  int64_t micro = 0;
   // NER_PROFILE=trace.json: LibTorch's profiler over this epoch, written as a Chrome trace (what
   // BENCHMARKS.md's step breakdown is made from: scripts/profile-step.mjs).
   std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
@@ -284,15 +296,35 @@ EpochSummary Trainer::runEpoch(const EncodedDataset& data, int64_t epoch,
     phase += std::chrono::duration<double>(now - phaseStart).count();
     phaseStart = now;
   };
-  for (const auto& windows : plan.batches) {
-    if (cancel.load()) {
-      summary.cancelled = true;
-      break;
+  // The device-side loss sum joins the window's host sum at reports and when the call returns.
+  auto settleLoss = [&]() {
+    p.windowLoss += lossSum.item<double>();  // the one sync per report
+    lossSum.zero_();
+  };
+  for (; p.nextBatch < batches; ++p.nextBatch) {
+    // Stops only between optimizer steps: a resume point never holds half an accumulated gradient.
+    if (p.nextBatch % options_.gradientAccumulation == 0) {
+      if (cancel.load()) {
+        summary.cancelled = true;
+        break;
+      }
+      if (stopAtStep > 0 && step_ >= stopAtStep) {
+        summary.paused = true;
+        break;
+      }
     }
     if (step_ >= totalSteps_) break;
+    const auto& windows = plan.batches[p.nextBatch];
     phaseStart = std::chrono::steady_clock::now();
     auto batch = makeBatch(data, windows, device_);
     lap(summary.phases.batch);
+    // CUDA dropout (torch's, and the attention kernels') draws from the device generator: seeded from the
+    // stream each step, so that it too repeats and resumes.
+    if (!onCpu) {
+      auto generator = at::globalContext().defaultGenerator(device_);
+      std::lock_guard<std::mutex> lock(generator.mutex());
+      generator.set_current_seed(dropout_.next());
+    }
     torch::Tensor loss;
     {
       RECORD_FUNCTION("ner::forward", std::vector<c10::IValue>());
@@ -312,20 +344,21 @@ EpochSummary Trainer::runEpoch(const EncodedDataset& data, int64_t epoch,
     }
     lap(summary.phases.backward);
     lossSum += loss.detach();
-    ++windowBatches;
-    windowTokens += batch.realTokens;
-    windowSentences += static_cast<int64_t>(windows.size());
+    ++p.windowBatches;
+    p.windowTokens += batch.realTokens;
+    p.windowSentences += static_cast<int64_t>(windows.size());
     summary.tokens += batch.realTokens;
     summary.sentences += static_cast<int64_t>(windows.size());
     summary.paddedTokens += batch.inputIds.numel();
-    if (++micro % options_.gradientAccumulation == 0) {
+    if ((p.nextBatch + 1) % options_.gradientAccumulation == 0) {
       RECORD_FUNCTION("ner::optimizer", std::vector<c10::IValue>());
       optimizerStep(epoch);
       lap(summary.phases.optimizer);
     }
     ++summary.steps;
-    if (summary.steps % options_.progressEvery == 0 || summary.steps == static_cast<int64_t>(plan.batches.size())) {
-      const double meanLoss = lossSum.item<double>() / windowBatches;  // the one sync per report
+    if (summary.steps % options_.progressEvery == 0 || summary.steps == batches) {
+      settleLoss();
+      const double meanLoss = p.windowLoss / p.windowBatches;
       if (!std::isfinite(meanLoss))
         throw NonFiniteLossError("loss became non-finite before step " + std::to_string(step_) + " (epoch " +
                                  std::to_string(epoch + 1) + ")");
@@ -336,40 +369,28 @@ EpochSummary Trainer::runEpoch(const EncodedDataset& data, int64_t epoch,
       progress.totalSteps = totalSteps_;
       progress.loss = meanLoss;
       progress.learningRate = baseLearningRates_.empty() ? 0 : baseLearningRates_[0] * learningRateFactor(step_);
-      progress.tokensPerSecond = windowTokens / std::max(seconds, 1e-9);
-      progress.sentencesPerSecond = windowSentences / std::max(seconds, 1e-9);
-      progress.elapsedSeconds = secondsSince(start);
-      summary.meanLoss += meanLoss * windowBatches;
+      progress.tokensPerSecond = p.windowTokens / std::max(seconds, 1e-9);
+      progress.sentencesPerSecond = p.windowSentences / std::max(seconds, 1e-9);
+      progress.elapsedSeconds = summary.seconds + secondsSince(start);
+      summary.meanLoss += p.windowLoss;
       if (onProgress) onProgress(progress);
-      lossSum.zero_();
-      windowTokens = windowSentences = windowBatches = 0;
+      p.windowLoss = 0;
+      p.windowTokens = p.windowSentences = p.windowBatches = 0;
       windowStart = std::chrono::steady_clock::now();
     }
   }
-  if (micro % options_.gradientAccumulation != 0 && !summary.cancelled) optimizerStep(epoch);  // flush a partial accumulation
-  if (windowBatches > 0) summary.meanLoss += lossSum.item<double>();
-  summary.meanLoss /= std::max<int64_t>(1, summary.steps);
-  summary.seconds = secondsSince(start);
-  return summary;
-}
-
-std::string Trainer::saveState() {
-  torch::serialize::OutputArchive archive;
-  optimizer_->save(archive);
-  archive.write("step", torch::tensor(step_));
-  std::ostringstream out;
-  archive.save_to(out);
-  return out.str();
-}
-
-void Trainer::loadState(const std::string& bytes) {
-  torch::serialize::InputArchive archive;
-  std::istringstream in(bytes);
-  archive.load_from(in, device_);
-  optimizer_->load(archive);
-  torch::Tensor step;
-  archive.read("step", step);
-  step_ = step.item<int64_t>();
+  settleLoss();
+  p.dropoutState = dropout_.state;
+  summary.finished = !summary.cancelled && !summary.paused;
+  if (summary.finished) {
+    // Flush a partial accumulation at the end of the epoch (not at a run's last step: there is none).
+    if (p.nextBatch % options_.gradientAccumulation != 0 && p.nextBatch == batches && step_ < totalSteps_) optimizerStep(epoch);
+    p.dropoutState = dropout_.state;
+  }
+  summary.seconds += secondsSince(start);
+  EpochSummary out = summary;
+  out.meanLoss = (summary.meanLoss + p.windowLoss) / std::max<int64_t>(1, summary.steps);  // the epoch so far
+  return out;
 }
 
 Predictions predictDataset(BertTagger& model, const EncodedDataset& data, int64_t batchSize, const torch::Device& device,
@@ -378,11 +399,10 @@ Predictions predictDataset(BertTagger& model, const EncodedDataset& data, int64_
   model->eval();
   const auto plan = planEvaluationBatches(data, batchSize);
   Predictions out;
-  out.wordsPerWindow.assign(data.numWindows(), 0);
-  std::vector<int64_t> offsets(data.numWindows() + 1, 0);
+  std::vector<int64_t> wordsPerWindow(data.numWindows(), 0), offsets(data.numWindows() + 1, 0);
   for (int64_t w = 0; w < data.numWindows(); ++w) {
-    for (int64_t i = data.windowOffsets[w]; i < data.windowOffsets[w + 1]; ++i) out.wordsPerWindow[w] += data.wordStarts[i] != 0;
-    offsets[w + 1] = offsets[w] + out.wordsPerWindow[w];
+    for (int64_t i = data.windowOffsets[w]; i < data.windowOffsets[w + 1]; ++i) wordsPerWindow[w] += data.wordStarts[i] != 0;
+    offsets[w + 1] = offsets[w] + wordsPerWindow[w];
   }
   out.tags.assign(offsets.back(), 0);
   out.scores.assign(offsets.back(), 0);
@@ -398,8 +418,8 @@ Predictions predictDataset(BertTagger& model, const EncodedDataset& data, int64_
     const auto W = tags.size(1);
     for (size_t b = 0; b < windows.size(); ++b) {
       const auto w = windows[b];
-      std::copy_n(tags.data_ptr<int32_t>() + b * W, out.wordsPerWindow[w], out.tags.begin() + offsets[w]);
-      std::copy_n(scores.data_ptr<float>() + b * W, out.wordsPerWindow[w], out.scores.begin() + offsets[w]);
+      std::copy_n(tags.data_ptr<int32_t>() + b * W, wordsPerWindow[w], out.tags.begin() + offsets[w]);
+      std::copy_n(scores.data_ptr<float>() + b * W, wordsPerWindow[w], out.scores.begin() + offsets[w]);
     }
   }
   model->train();

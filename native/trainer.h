@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <random>
 
@@ -50,6 +51,20 @@ struct EpochSummary {
   double meanLoss = 0, seconds = 0;
   StepPhases phases;
   bool cancelled = false;
+  bool paused = false;    // stopped at the asked optimizer step (a resume point is due), the epoch not done
+  bool finished = false;  // the epoch's batches are all done (or the run's last step is reached)
+};
+
+// Where the trainer is inside an epoch and what the epoch has summed so far: enough to continue the
+// epoch exactly, in this process (after a pause) or in another (from a resume point).
+struct EpochPosition {
+  int64_t epoch = -1;      // -1: no epoch begun
+  int64_t nextBatch = 0;   // micro-batches of the epoch's plan already trained
+  EpochSummary summary;    // so far (meanLoss holds the sum of losses until the epoch ends)
+  // The progress window being summed (reported every progressEvery micro-batches of the epoch).
+  double windowLoss = 0;
+  int64_t windowBatches = 0, windowTokens = 0, windowSentences = 0;
+  uint64_t dropoutState = 0;  // the dropout stream at nextBatch
 };
 
 // Thrown when the loss, the gradients or (on the CPU) an update of the weights turns NaN or infinite;
@@ -62,15 +77,25 @@ class Trainer {
  public:
   Trainer(BertTagger model, torch::Device device, TrainOptions options, int64_t stepsPerEpoch);
 
-  // One epoch over `data` (seeded by options.seed + epoch, so runs and resumes repeat exactly).
+  // Trains epoch `epoch` over `data` from where the trainer is in it (its start, or where a pause, a
+  // cancel or a loaded resume point left it). The batch order comes from (seed, epoch) and the dropout
+  // masks from the trainer's own stream, so a continued epoch is the one an uninterrupted run trains.
+  // Stops early, at an optimizer-step boundary, when `cancel` is set or step() reaches stopAtStep (> 0).
   EpochSummary runEpoch(const EncodedDataset& data, int64_t epoch, const std::function<void(const TrainProgress&)>& onProgress,
-                        const std::atomic<bool>& cancel);
+                        const std::atomic<bool>& cancel, int64_t stopAtStep = -1);
 
   int64_t step() const { return step_; }
   int64_t totalSteps() const { return totalSteps_; }
-  // Optimizer + schedule state, for resuming (torch's archive format, as bytes).
-  std::string saveState();
-  void loadState(const std::string& bytes);
+  const TrainOptions& options() const { return options_; }
+  const EpochPosition& position() const { return position_; }
+
+  // The state a resume point needs besides the weights (trainer_state.cpp): the optimizer's moments and
+  // step counts as named CPU tensors, and the step, epoch position and dropout stream.
+  std::vector<std::pair<std::string, torch::Tensor>> stateTensors();
+  // Restores them; every tensor is checked against the model (names, shapes, dtypes) and the position
+  // against the data's plan before anything changes.
+  void loadState(const std::map<std::string, torch::Tensor>& tensors, int64_t step, const EpochPosition& position,
+                 const EncodedDataset& data);
 
  private:
   double learningRateFactor(int64_t step) const;
@@ -93,13 +118,18 @@ class Trainer {
   std::vector<double> baseLearningRates_;  // per parameter group
   int64_t step_ = 0, totalSteps_ = 0, warmupSteps_ = 0;
   std::vector<torch::Tensor> lastGood_;  // CPU: the weights before the current optimizer step (see optimizerStep)
+  EpochPosition position_;
+  DropoutStream dropout_;
 };
+
+// A 64-bit FNV-1a hash of the training data as the trainer sees it (ids, windows, word starts, labels,
+// token types), as 16 hex digits: a resume point records it so that it is never applied to other data.
+std::string datasetFingerprint(const EncodedDataset& data);
 
 // Predicted tag and score for every owned word of every window, in window order (flattened).
 struct Predictions {
   std::vector<int32_t> tags;
   std::vector<float> scores;
-  std::vector<int32_t> wordsPerWindow;
 };
 Predictions predictDataset(BertTagger& model, const EncodedDataset& data, int64_t batchSize, const torch::Device& device,
                            bool bf16);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the native build needs on a fresh Debian/Ubuntu machine: a C++ toolchain, CMake and
 # LibTorch (Debian's libtorch-dev, CPU). Skips LibTorch when one is already available
-# (LIBTORCH_DIR / Torch_DIR, a PyTorch for python3, or the system's).
+# (LIBTORCH_DIR / Torch_DIR, a PyTorch for python3, or the system's). Also installs Chromium, which
+# test/report-browser.test.ts drives (through puppeteer-core) to check that report.html renders.
 set -euo pipefail
 
 have_libtorch() {
@@ -15,6 +16,8 @@ packages=()
 command -v cmake >/dev/null || packages+=(cmake)
 command -v g++ >/dev/null || packages+=(g++)
 command -v ninja >/dev/null || packages+=(ninja-build)
+# puppeteer-core downloads no browser; the report test uses the system one at /usr/bin/chromium.
+command -v chromium >/dev/null || packages+=(chromium)
 have_libtorch || packages+=(libtorch-dev)
 # Debian's LibTorch links the generic libblas.so.3; without an optimised provider it falls back to the
 # reference BLAS, which makes training ~8x slower. OpenBLAS (OpenMP build, sharing torch's thread pool)
@@ -42,7 +45,7 @@ pin_openblas() {
 }
 
 if ((${#packages[@]} == 0)); then
-  echo "setup: toolchain and LibTorch already present"
+  echo "setup: toolchain, LibTorch and Chromium already present"
   pin_openblas
   exit 0
 fi

@@ -115,7 +115,7 @@ describe("loadTokenizer", () => {
 
   it("reports missing and broken tokenizers clearly", () => {
     const empty = tempDir();
-    expect(() => loadTokenizer(empty)).toThrow(/no tokenizer\.json or vocab\.txt/);
+    expect(() => loadTokenizer(empty)).toThrow(/no tokenizer\.json, vocab\.txt or vocab\.json \+ merges\.txt/);
     expect(() => loadTokenizer(join(empty, "nope"))).toThrow(NerEngineError);
 
     const badJson = tempDir();

@@ -3,7 +3,9 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Writable } from "node:stream";
+import Ajv2020 from "ajv/dist/2020.js";
 import { buildTrainConfig, main, parseCliArgs, type TrainCommand } from "../src/app/cli.js";
+import { OPTIONS } from "../src/app/cli-args.js";
 import { demoConfig, demoCorpus, DEMO_SIZES } from "../src/app/demo.js";
 import { NerEngineError } from "../src/errors.js";
 import { isValidTag } from "../src/data/labels.js";
@@ -79,7 +81,7 @@ describe("parseCliArgs", () => {
 
   it("rejects unknown options, commands, stray arguments and incomplete commands", () => {
     expect(usageErrorOf(["--trian", "t"])).toContain('unknown option --trian for "train"');
-    expect(usageErrorOf(["fit"])).toContain('unknown command "fit" (expected train, evaluate, predict, help)');
+    expect(usageErrorOf(["fit"])).toContain('unknown command "fit" (expected train, evaluate, predict, print-config, help)');
     expect(usageErrorOf(["train", "data.txt"])).toContain("Unexpected argument 'data.txt'");
     expect(usageErrorOf(["evaluate", "--model", "m"])).toContain("evaluate needs --data FILE");
     expect(usageErrorOf(["predict", "--model", "m"])).toContain("exactly one of --text");
@@ -120,7 +122,7 @@ describe("main", () => {
   it("prints usage for --help and exits 0", async () => {
     const r = await run(["--help"]);
     expect(r.code).toBe(0);
-    expect(r.out).toContain("Usage: ner-engine [train|evaluate|predict]");
+    expect(r.out).toContain("Usage: ner-engine [train|evaluate|predict|print-config]");
     expect(r.out).toContain("--train FILE");
     expect(r.err).toBe("");
   });
@@ -146,6 +148,84 @@ describe("main", () => {
     const r = await run(["--train", path.join(tmpRoot, "absent.txt"), "--model", "m", "--out", path.join(tmpRoot, "o")]);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/^error: .*absent\.txt: file not found\n$/);
+  });
+});
+
+describe("--help and the argument tables", () => {
+  // Flags named in a usage text: "--long" and a leading "-h," style short flag.
+  const flagsIn = (text: string): Set<string> => new Set([...text.matchAll(/(?<![\w-])--?[a-z][a-z0-9-]*/g)].map((m) => m[0]));
+
+  for (const [command, options] of Object.entries(OPTIONS)) {
+    it(`${command} --help lists exactly the flags ${command} takes`, () => {
+      const help = parseCliArgs([command, "--help"]);
+      expect(help.command).toBe("help");
+      const text = (help as { text: string }).text;
+      expect(text).toMatch(new RegExp(`^Usage: ner-engine ${command}`));
+      const expected = new Set(Object.entries(options).flatMap(([name, o]) => ["--" + name, ...("short" in o ? ["-" + o.short] : [])]));
+      const listed = flagsIn(text);
+      expect([...expected].filter((f) => !listed.has(f)), "flags missing from the usage").toEqual([]);
+      expect([...listed].filter((f) => !expected.has(f)), "usage names flags the command does not take").toEqual([]);
+    });
+  }
+
+  it("lists every command in the main usage", () => {
+    const text = (parseCliArgs(["--help"]) as { text: string }).text;
+    for (const command of Object.keys(OPTIONS)) expect(text).toMatch(new RegExp(`^  ${command} `, "m"));
+  });
+});
+
+describe("--version", () => {
+  it("prints package.json's version for --version and -v", async () => {
+    const { version } = JSON.parse(fs.readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+    for (const flag of ["--version", "-v"]) {
+      const r = await run([flag]);
+      expect(r).toEqual({ code: 0, out: `${version}\n`, err: "" });
+    }
+  });
+});
+
+describe("print-config", () => {
+  const schema = JSON.parse(fs.readFileSync(new URL("../config.schema.json", import.meta.url), "utf8")) as object;
+  const validate = new Ajv2020({ strict: true, allErrors: true }).compile(schema);
+  /** Runs print-config, checks it succeeded and that its output is valid against the shipped schema. */
+  async function printConfig(args: string[]): Promise<Record<string, any>> {
+    const r = await run(["print-config", ...args]);
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    const config = JSON.parse(r.out) as Record<string, any>;
+    expect(validate(config), JSON.stringify(validate.errors)).toBe(true);
+    return config;
+  }
+
+  it("prints the defaults, valid against config.schema.json", async () => {
+    const config = await printConfig([]);
+    // From scratch with no tokenizer: train trains one at run time, so it stays unset.
+    expect(config).not.toHaveProperty("tokenizer");
+    expect(config).toEqual(JSON.parse(JSON.stringify({ ...parseConfig({ tokenizer: "t" }), tokenizer: undefined })));
+    expect(config.training).toMatchObject({ epochs: 3, batchSize: 32, learningRate: 5e-5 });
+  });
+
+  it("reflects flags over the --config file over the defaults, as train merges them", async () => {
+    const file = path.join(tmpRoot, "print.json");
+    fs.writeFileSync(file, JSON.stringify({ $schema: "../config.schema.json", model: "ckpt", head: { kind: "crf" }, training: { epochs: 10, seed: 1 } }));
+    const args = ["--config", file, "--epochs", "2", "--lr", "3e-5", "--head", "bilstm-crf", "--max-length", "256", "--bf16", "--group-by-length", "hf", "--out", "runs/x"];
+    const config = await printConfig(args);
+    expect(config).toMatchObject({ model: "ckpt", tokenizer: "ckpt", output: "runs/x" });
+    expect(config.training).toMatchObject({ epochs: 2, seed: 1, learningRate: 3e-5, bf16: true, groupByLength: "hf" });
+    expect(config.head).toMatchObject({ kind: "bilstm-crf", learningRate: 1e-3 });
+    expect(config.data.maxLength).toBe(256);
+    expect(config).not.toHaveProperty("$schema");
+    // The same flags given to train build the same config.
+    expect(config).toEqual(JSON.parse(JSON.stringify(buildTrainConfig(parseCliArgs(["--train", "t", ...args]) as TrainCommand))));
+  });
+
+  it("reports bad flags and invalid configs like train, with nothing on stdout", async () => {
+    const bad = await run(["print-config", "--train", "t"]);
+    expect(bad).toMatchObject({ code: 1, out: "" });
+    expect(bad.err).toContain('unknown option --train for "print-config"');
+    const invalid = await run(["print-config", "--model", "m", "--batch-size", "0"]);
+    expect(invalid).toMatchObject({ code: 1, out: "" });
+    expect(invalid.err).toMatch(/command line: invalid configuration:\n\s+training\.batchSize: Too small/);
   });
 });
 

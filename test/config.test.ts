@@ -2,7 +2,9 @@ import { afterAll, describe, expect, it } from "vitest";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { defaultConfig, loadConfigFile, mergeConfig, parseConfig, DEFAULT_CRF_HEAD_LEARNING_RATE } from "../src/app/config.js";
+import { fileURLToPath } from "node:url";
+import { configJsonSchema, defaultConfig, loadConfigFile, mergeConfig, parseConfig, DEFAULT_CRF_HEAD_LEARNING_RATE } from "../src/app/config.js";
+import { DOCS_FILE, renderConfigDocs, SCHEMA_FILE, schemaFileText } from "../scripts/gen-config-docs.mjs";
 import { NerEngineError } from "../src/errors.js";
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), "ner-config-test-"));
@@ -133,6 +135,46 @@ describe("config files", () => {
     const array = write("array.json", "[]");
     expect(() => loadConfigFile(array)).toThrow(/array\.json: config must be a JSON object/);
     expect(() => loadConfigFile(path.join(tmpRoot, "missing.json"))).toThrow(/missing\.json: config file not found/);
+  });
+});
+
+describe("$schema key", () => {
+  it("is accepted in a config (file) and dropped", () => {
+    const c = parseConfig({ $schema: "./config.schema.json", model: "ckpt" });
+    expect(c).not.toHaveProperty("$schema");
+    expect(c).toEqual(parseConfig({ model: "ckpt" }));
+    const file = path.join(tmpRoot, "with-schema.json");
+    fs.writeFileSync(file, JSON.stringify({ $schema: "./node_modules/ner-engine/config.schema.json", model: "ckpt", training: { epochs: 2 } }));
+    expect(loadConfigFile(file).training.epochs).toBe(2);
+    expect(errorOf({ $schema: 1, model: "ckpt" })).toContain("$schema:");
+  });
+});
+
+describe("JSON Schema and docs/config.md", () => {
+  type Node = { properties?: Record<string, Node>; description?: string; default?: unknown; type?: string };
+  const schema = configJsonSchema() as Node;
+  /** Every key of the schema, as [dotted path, its schema]. */
+  const keys = (node: Node, prefix = ""): [string, Node][] =>
+    Object.entries(node.properties ?? {}).flatMap(([k, s]) => [[prefix + k, s] as [string, Node], ...keys(s, `${prefix}${k}.`)]);
+  const root = fileURLToPath(new URL("../", import.meta.url));
+
+  it("are up to date with the schema (run `npm run gen:config-docs` when this fails)", () => {
+    expect(fs.readFileSync(path.join(root, SCHEMA_FILE), "utf8")).toBe(schemaFileText(schema));
+    expect(fs.readFileSync(path.join(root, DOCS_FILE), "utf8")).toBe(renderConfigDocs(schema));
+  });
+
+  it("describe every key (a .describe() on each field)", () => {
+    expect(keys(schema).filter(([, s]) => !s.description).map(([k]) => k)).toEqual([]);
+    const docs = renderConfigDocs(schema);
+    for (const [k] of keys(schema)) expect(docs).toContain(`| \`${k}\` |`);
+  });
+
+  it("show the defaults parseConfig fills in (the input side of the schema)", () => {
+    const defaults = defaultConfig() as unknown as Record<string, unknown>;
+    const at = (p: string): unknown => p.split(".").reduce<unknown>((o, k) => (o as Record<string, unknown>)?.[k], defaults);
+    const withDefault = keys(schema).filter(([, s]) => "default" in s && s.type !== "object");
+    expect(withDefault.length).toBeGreaterThan(30);
+    for (const [k, s] of withDefault) expect(at(k), k).toEqual(s.default);
   });
 });
 

@@ -4,7 +4,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { Writable } from "node:stream";
 import { classificationReport, tagReport } from "../src/eval/metrics.js";
-import { JsonlLogger, ProgressBar, escapeHtml, formatDuration, lineChart, renderHtmlReport, writeRunArtifacts, type HistoryLike, type ProgressEvent } from "../src/eval/report.js";
+import { JsonlLogger, ProgressBar, escapeHtml, fitAxis, formatDuration, lineChart, renderHtmlReport, writeRunArtifacts, type HistoryLike, type ProgressEvent } from "../src/eval/report.js";
 import * as safetensors from "../src/model/safetensors.js";
 
 // Spy on writeFileAtomic while keeping its real behaviour, to check that artifacts go through it.
@@ -82,16 +82,53 @@ describe("renderHtmlReport", () => {
     expect(html).toContain(`class="sent err"`);
   });
 
-  it("renders the dev and test report tables", () => {
-    expect(html).toMatch(/<h3>dev<\/h3><table>/);
-    expect(html).toMatch(/<h3>test<\/h3><table>/);
+  it("renders the dev and test report tables, each heading, table and accuracy line in one block", () => {
+    // One flex item per table: loose siblings were laid out side by side by .tables' flex row.
+    expect(html).toMatch(/<div class="tables">\s*<section class="scores"><h3>dev<\/h3><table>.*?<\/table><p class="small">token accuracy [\d.]+<\/p><\/section>/s);
+    expect(html).toMatch(/<section class="scores"><h3>test<\/h3><table>/);
     expect(html).toContain("<th>micro avg</th>");
+  });
+
+  it("labels epoch and step axes with whole numbers only", () => {
+    const xticks = (svg: string): string[] => [...svg.matchAll(/class="xtick">([^<]*)</g)].map((m) => m[1]);
+    const charts = html.split("<svg ").slice(1);
+    expect(charts).toHaveLength(3);
+    for (const svg of charts) for (const t of xticks(svg)) expect(t).toMatch(/^\d+$/);
+    const f1 = charts.find((c) => c.includes("dev F1"))!;
+    expect(xticks(f1)).toEqual(["0", "1"]); // epochs 0 and 1, not 0, 0.2, …, 1
+    expect(xticks(lineChart("t", "epoch", [{ name: "a", points: [[3, 0.5]] }], { integerX: true }))).toEqual(["3"]);
+    expect(xticks(lineChart("t", "epoch", [{ name: "a", points: [[0, 1], [2, 2]] }], { integerX: true }))).toEqual(["0", "1", "2"]);
+  });
+
+  it("fits the F1 and loss axes to the data", () => {
+    const yticks = (svg: string): number[] => [...svg.matchAll(/class="ytick">([^<]*)</g)].map((m) => Number(m[1]));
+    const f1 = yticks(lineChart("f1", "epoch", [{ name: "f1", points: [[0, 0.86], [1, 0.9], [2, 0.93]] }], { integerX: true, yFloor: 0, yCeil: 1 }));
+    expect(f1[0]).toBeGreaterThanOrEqual(0.8);
+    expect(f1[0]).toBeLessThan(0.86);
+    expect(f1.at(-1)!).toBeGreaterThan(0.93);
+    expect(f1.at(-1)!).toBeLessThanOrEqual(1);
+    const loss = yticks(lineChart("loss", "step", [{ name: "loss", points: [[1, 0.31], [2, 0.27], [3, 0.25]] }], { integerX: true, yFloor: 0 }));
+    expect(loss[0]).toBeGreaterThan(0.2); // not pinned to 0
+    expect(loss.at(-1)!).toBeLessThan(0.35);
   });
 
   it("caps the number of test sentences", () => {
     const capped = renderHtmlReport({ history: history(), config: {}, labels: ["O", "B-PER"], maxSentences: 1 });
     expect((capped.match(/<p class="sent /g) ?? []).length).toBe(1);
     expect(capped).toContain("First 1 of 2");
+  });
+
+  it("picks nice axis ranges and ticks", () => {
+    expect(fitAxis(0, 1, { integer: true })).toEqual({ min: 0, max: 1, ticks: [0, 1] });
+    expect(fitAxis(0, 7, { integer: true }).ticks).toEqual([0, 2, 4, 6]);
+    expect(fitAxis(3, 3, { integer: true }).ticks).toEqual([3]);
+    // Padded by 5% of the span, rounded outward to whole ticks, never past the bounds.
+    expect(fitAxis(0.85, 0.95, { margin: 0.05, floor: 0, ceil: 1 })).toEqual({ min: 0.8, max: 1, ticks: [0.8, 0.85, 0.9, 0.95, 1] });
+    expect(fitAxis(0.1, 2, { margin: 0.05, floor: 0 })).toEqual({ min: 0, max: 2.5, ticks: [0, 0.5, 1, 1.5, 2, 2.5] });
+    expect(fitAxis(1, 1, { margin: 0.05, floor: 0, ceil: 1 })).toMatchObject({ min: 0.95, max: 1 });
+    expect(fitAxis(0, 0, { margin: 0.05, floor: 0, ceil: 1 })).toMatchObject({ min: 0, max: 0.05 });
+    // Bounds only hold data that lies inside them.
+    expect(fitAxis(-1, 2, { margin: 0.05, floor: 0 }).min).toBeLessThan(-1);
   });
 
   it("draws charts for degenerate inputs", () => {

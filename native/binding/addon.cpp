@@ -1,7 +1,14 @@
 // The addon's entry point: registers the exports of the binding's files.
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #if defined(__GLIBC__)
 #include <malloc.h>
+#endif
+#if defined(__linux__)
+#include <fcntl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #endif
 
 #include "napi_util.h"
@@ -19,6 +26,31 @@
 #endif
 
 namespace {
+
+// exchangePaths(a, b): swaps two existing paths in one atomic step (Linux renameat2 RENAME_EXCHANGE), so a
+// checkpoint folder is replaced whole: whoever opens it sees the old one or the new one, never a mix.
+// Throws an Error with code (e.g. "EINVAL" where the filesystem cannot) for the caller to fall back on.
+Napi::Value ExchangePaths(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsString()) {
+    Napi::TypeError::New(env, "exchangePaths(a: string, b: string)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const auto a = info[0].As<Napi::String>().Utf8Value(), b = info[1].As<Napi::String>().Utf8Value();
+#if defined(__linux__) && defined(SYS_renameat2)
+  constexpr unsigned kRenameExchange = 1 << 1;  // RENAME_EXCHANGE
+  if (syscall(SYS_renameat2, AT_FDCWD, a.c_str(), AT_FDCWD, b.c_str(), kRenameExchange) == 0) return env.Undefined();
+  const int error = errno;
+  auto e = Napi::Error::New(env, std::string("cannot exchange ") + a + " and " + b + ": " + std::strerror(error));
+  e.Set("code", Napi::String::New(env, error == EINVAL ? "EINVAL" : error == ENOSYS ? "ENOSYS" : error == ENOENT ? "ENOENT" : "EIO"));
+  e.ThrowAsJavaScriptException();
+#else
+  auto e = Napi::Error::New(env, "exchanging paths is not supported on this platform");
+  e.Set("code", Napi::String::New(env, "ENOSYS"));
+  e.ThrowAsJavaScriptException();
+#endif
+  return env.Undefined();
+}
 
 // cudaMemoryStats() -> { device, allocatedBytes, peakAllocatedBytes, reservedBytes, peakReservedBytes,
 // resetPeak() } for the current CUDA device (bytes held by tensors / by the caching allocator), or null.
@@ -66,6 +98,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("libtorchVersion", Napi::String::New(env, TORCH_VERSION));
   exports.Set("cudaAvailable", Napi::Boolean::New(env, torch::cuda::is_available()));
   exports.Set("cudaMemoryStats", Napi::Function::New(env, CudaMemoryStats));
+  exports.Set("exchangePaths", Napi::Function::New(env, ExchangePaths));
   // Built with at::_fused_adamw_ (LibTorch 2.x): CUDA training uses it unless NER_FUSED_ADAMW=0.
   exports.Set("fusedAdamW", Napi::Boolean::New(env, NER_HAS_FUSED_ADAMW));
   // Some LibTorch builds (Debian's among them) start with one intra-op thread whatever the machine:

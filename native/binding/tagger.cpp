@@ -1,5 +1,6 @@
 // NativeTagger: the JS handle on one BERT tagger (encoder + head) and its trainer.
 #include "napi_util.h"
+#include "trainer_state.h"
 
 namespace ner::binding {
 
@@ -314,22 +315,21 @@ class NativeTagger : public Napi::ObjectWrap<NativeTagger> {
     return info.Env().Undefined();
   }
 
+  // saveTrainerState() -> { tensors: [{ name, dtype: "F32" | "I64", shape, data }], state: {...} } (trainer_state.cpp)
   Napi::Value SaveTrainerState(const Napi::CallbackInfo& info) {
     return guarded(info.Env(), [&]() -> Napi::Value {
       if (!trainer_) throw std::runtime_error("no training has been set up");
       if (busy_.load()) throw std::runtime_error("the engine is busy with another call; await it first");
-      auto bytes = trainer_->saveState();
-      return Napi::Buffer<char>::Copy(info.Env(), bytes.data(), bytes.size());
+      return trainerStateToJs(info.Env(), *trainer_, *trainData_);
     });
   }
 
+  // loadTrainerState(bytes, entries, state) with what saveTrainerState gave (trainer_state.cpp)
   Napi::Value LoadTrainerState(const Napi::CallbackInfo& info) {
     return guarded(info.Env(), [&]() -> Napi::Value {
       if (!trainer_) throw std::runtime_error("call setupTraining before loadTrainerState");
       if (busy_.load()) throw std::runtime_error("the engine is busy with another call; await it first");
-      if (!info[0].IsTypedArray()) throw std::invalid_argument("loadTrainerState: expected a Uint8Array");
-      auto bytes = info[0].As<Napi::Uint8Array>();
-      trainer_->loadState(std::string(reinterpret_cast<const char*>(bytes.Data()), bytes.ByteLength()));
+      loadTrainerStateFromJs(info, *trainer_, *trainData_);
       return info.Env().Undefined();
     });
   }
@@ -347,9 +347,9 @@ class NativeTagger : public Napi::ObjectWrap<NativeTagger> {
 class EpochWorker : public Napi::AsyncProgressQueueWorker<TrainProgress> {
  public:
   EpochWorker(Napi::Env env, std::atomic<bool>* busy, std::atomic<bool>* cancel, Trainer* trainer,
-              std::shared_ptr<EncodedDataset> data, int64_t epoch, Napi::Function onProgress)
+              std::shared_ptr<EncodedDataset> data, int64_t epoch, int64_t stopAtStep, Napi::Function onProgress)
       : Napi::AsyncProgressQueueWorker<TrainProgress>(env), deferred_(Napi::Promise::Deferred::New(env)), busy_(busy),
-        cancel_(cancel), trainer_(trainer), data_(std::move(data)), epoch_(epoch) {
+        cancel_(cancel), trainer_(trainer), data_(std::move(data)), epoch_(epoch), stopAtStep_(stopAtStep) {
     if (!onProgress.IsEmpty()) onProgress_ = Napi::Persistent(onProgress);
   }
   Napi::Promise promise() { return deferred_.Promise(); }
@@ -357,7 +357,7 @@ class EpochWorker : public Napi::AsyncProgressQueueWorker<TrainProgress> {
  protected:
   void Execute(const ExecutionProgress& progress) override {
     try {
-      summary_ = trainer_->runEpoch(*data_, epoch_, [&](const TrainProgress& p) { progress.Send(&p, 1); }, *cancel_);
+      summary_ = trainer_->runEpoch(*data_, epoch_, [&](const TrainProgress& p) { progress.Send(&p, 1); }, *cancel_, stopAtStep_);
     } catch (const std::exception& e) {
       SetError(describe(e));
     } catch (...) {
@@ -403,6 +403,9 @@ class EpochWorker : public Napi::AsyncProgressQueueWorker<TrainProgress> {
     phases.Set("optimizer", summary_.phases.optimizer);
     o.Set("phaseSeconds", phases);
     o.Set("cancelled", summary_.cancelled);
+    o.Set("paused", summary_.paused);
+    o.Set("finished", summary_.finished);
+    o.Set("nextBatch", static_cast<double>(trainer_->position().nextBatch));
     o.Set("globalStep", static_cast<double>(trainer_->step()));
     if (!callbackError_.empty()) o.Set("callbackError", callbackError_);
     deferred_.Resolve(o);
@@ -419,6 +422,7 @@ class EpochWorker : public Napi::AsyncProgressQueueWorker<TrainProgress> {
   Trainer* trainer_;
   std::shared_ptr<EncodedDataset> data_;
   int64_t epoch_;
+  int64_t stopAtStep_;
   Napi::FunctionReference onProgress_;
   EpochSummary summary_;
   std::string callbackError_;
@@ -430,10 +434,12 @@ Napi::Value NativeTagger::TrainEpoch(const Napi::CallbackInfo& info) {
     if (!info[0].IsNumber()) throw std::invalid_argument("trainEpoch: epoch must be a number");
     Napi::Function onProgress;
     if (info.Length() > 1 && info[1].IsFunction()) onProgress = info[1].As<Napi::Function>();
+    int64_t stopAtStep = -1;
+    if (info.Length() > 2 && info[2].IsObject()) stopAtStep = static_cast<int64_t>(requireNumber(info[2].As<Napi::Object>(), "stopAtStep", -1));
     claim();
     cancel_.store(false);
     auto* worker = new EpochWorker(info.Env(), &busy_, &cancel_, trainer_.get(), trainData_, info[0].As<Napi::Number>().Int64Value(),
-                                   onProgress);
+                                   stopAtStep, onProgress);
     auto promise = worker->promise();
     worker->Queue();
     return promise;

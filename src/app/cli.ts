@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * Command line: `train` (default; the built-in demo without --train), `evaluate`, `predict`.
+ * Command line: `train` (default; the built-in demo without --train), `evaluate`, `predict`,
+ * `print-config`; `--version`. The argument tables and usage texts are in cli-args.ts.
  *
  * Parsing (parseCliArgs) is pure and separate from running, so it is testable without the native
  * engine; the engine module is imported only when a command actually runs.
@@ -8,7 +9,8 @@
 import { existsSync, readFileSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { parseArgs } from "node:util";
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { COMMANDS, DEVICES, OPTIONS, SCHEMES, USAGE } from "./cli-args.js";
 import { CORPUS_FORMATS, HEAD_KINDS, mergeConfig, parseConfig, readConfigJson, withSavedModelDefaults, type EngineConfig, type EngineConfigInput } from "./config.js";
 import { DEMO_EXAMPLES, demoConfig, demoCorpus } from "./demo.js";
 import { NerEngineError } from "../errors.js";
@@ -39,52 +41,12 @@ export interface TrainCommand {
 }
 export interface EvaluateCommand { command: "evaluate"; model: string; data: string; format: CorpusFormat; scheme: TagScheme; out?: string; device: Device; verbose: boolean }
 export interface PredictCommand { command: "predict"; model: string; text?: string; input?: string; device: Device; verbose: boolean }
+/** Prints the config train would use: same flags and merge, nothing run. */
+export interface PrintConfigCommand { command: "print-config"; configFile?: string; overrides: EngineConfigInput; verbose: boolean }
 export interface HelpCommand { command: "help"; text: string }
-export type CliCommand = TrainCommand | EvaluateCommand | PredictCommand | HelpCommand;
+export interface VersionCommand { command: "version" }
+export type CliCommand = TrainCommand | EvaluateCommand | PredictCommand | PrintConfigCommand | HelpCommand | VersionCommand;
 type Device = "auto" | "cpu" | "cuda";
-
-const COMMANDS = ["train", "evaluate", "predict", "help"] as const;
-const DEVICES = ["auto", "cpu", "cuda"] as const;
-const SCHEMES = ["IOB1", "IOB2", "IOBES"] as const;
-
-const USAGE: Record<"main" | "train" | "evaluate" | "predict", string> = {
-  main: `Usage: ner-engine [train|evaluate|predict] [options]
-
-  train      fine-tune a tagger (default command; with no --train, runs the built-in demo)
-  evaluate   score a saved model on a labelled file
-  predict    tag raw text with a saved model
-
-Run "ner-engine <command> --help" for the options of a command.`,
-  train: `Usage: ner-engine train [options]
-
-  --train FILE         training data (omit to run the built-in demo)
-  --dev FILE           development data (per-epoch evaluation, best model, early stopping)
-  --test FILE          test data (evaluated at the end)
-  --format F           conll | json | bio | atis (atis: a folder with train/dev/test)
-  --scheme S           tag scheme of the files: IOB1 | IOB2 | IOBES
-  --model DIR          checkpoint to fine-tune (HF layout: BERT, DistilBERT, RoBERTa, XLM-R); omit to
-                       train from scratch. A head it already has keeps its rows by label name
-  --ignore-mismatched-sizes
-                       the data has labels the checkpoint's head lacks: keep the known rows, initialise the new
-  --tokenizer DIR      tokenizer directory (default: --model)
-  --vocab-size N       from scratch without --model/--tokenizer: train a WordPiece vocabulary of N
-                       tokens (default 8000) on --train, written to OUT/tokenizer
-  --head H             softmax | crf | bilstm-crf | bilstm-attn-crf
-  --config FILE.json   configuration file; flags override its values
-  --out DIR            run directory (model, metrics.json, log.jsonl, report.html)
-  --epochs N  --batch-size N  --lr X  --max-length N  --seed N  --max-steps N  --patience N
-  --device auto|cpu|cuda  --bf16  --tf32  --label-all-subtokens  --document-context
-  --group-by-length G  on (default: length-sorted pools, shuffled) | hf (HF's megabatches) | off
-  --verbose            full stack traces for unexpected errors`,
-  evaluate: `Usage: ner-engine evaluate --model DIR --data FILE [--format F] [--scheme S] [--out DIR] [--device D]
-
-  Prints the entity-level report and the first 20 sentences with mistakes;
-  with --out, also writes metrics.json and report.html there.`,
-  predict: `Usage: ner-engine predict --model DIR (--text "..." | --input FILE) [--device D]
-
-  Prints one JSON line per input sentence: {"text", "entities": [{type, text, start, end, score}]}.
-  --input: one sentence per line (empty lines are skipped).`,
-};
 
 const usageError = (message: string, command?: keyof typeof USAGE): NerEngineError =>
   new NerEngineError(`${message}\n(run "ner-engine ${command && command !== "main" ? `${command} ` : ""}--help" for usage)`);
@@ -109,21 +71,8 @@ function numberFlag(flag: string, value: string | undefined, integer: boolean): 
   return n;
 }
 
-const str = { type: "string" } as const;
-const bool = { type: "boolean" } as const;
-const COMMON = { help: { ...bool, short: "h" }, verbose: bool, device: str } as const;
-const OPTIONS = {
-  train: {
-    ...COMMON, train: str, dev: str, test: str, format: str, scheme: str, model: str, "ignore-mismatched-sizes": bool, tokenizer: str, "vocab-size": str, head: str, config: str, out: str,
-    epochs: str, "batch-size": str, lr: str, "max-length": str, seed: str, "max-steps": str, patience: str,
-    bf16: bool, tf32: bool, "group-by-length": str, "label-all-subtokens": bool, "document-context": bool,
-  },
-  evaluate: { ...COMMON, model: str, data: str, format: str, scheme: str, out: str },
-  predict: { ...COMMON, model: str, text: str, input: str },
-} as const;
-
 /** util.parseArgs with its errors reworded as usage errors. */
-function parseFlags<O extends (typeof OPTIONS)[keyof typeof OPTIONS]>(command: keyof typeof OPTIONS, args: string[], options: O) {
+function parseFlags<O extends NonNullable<ParseArgsConfig["options"]>>(command: keyof typeof OPTIONS, args: string[], options: O) {
   try {
     return parseArgs({ args, options, strict: true, allowPositionals: false }).values;
   } catch (e) {
@@ -137,6 +86,7 @@ function parseFlags<O extends (typeof OPTIONS)[keyof typeof OPTIONS]>(command: k
 
 /** Turns argv (without node and script) into a typed command; throws NerEngineError on bad usage. */
 export function parseCliArgs(argv: readonly string[]): CliCommand {
+  if (argv[0] === "--version" || argv[0] === "-v") return { command: "version" };
   let args = [...argv];
   let command: (typeof COMMANDS)[number] = "train";
   if (args.length > 0 && !args[0].startsWith("-")) {
@@ -169,6 +119,10 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
     if ((v.text === undefined) === (v.input === undefined)) throw usageError("predict needs exactly one of --text \"...\" or --input FILE", "predict");
     return { command: "predict", model: v.model, text: v.text, input: v.input, device: oneOf("device", v.device, DEVICES) ?? "auto", verbose: v.verbose ?? false };
   }
+  if (command === "print-config") {
+    const v = parseFlags("print-config", args, OPTIONS["print-config"]);
+    return { command: "print-config", configFile: v.config, overrides: configOverrides(v), verbose: v.verbose ?? false };
+  }
 
   const v = parseFlags("train", args, OPTIONS.train);
   const demo = v.train === undefined;
@@ -178,6 +132,16 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
       throw usageError(`--${userData[0]} needs --train FILE (without --train the built-in demo runs on its own data)`, "train");
     }
   }
+  const overrides = configOverrides(v);
+  return {
+    command: "train", demo, train: v.train, dev: v.dev, test: v.test, configFile: v.config, out: v.out,
+    overrides, verbose: v.verbose ?? false,
+    vocabSize: numberFlag("vocab-size", v["vocab-size"], true),
+  };
+}
+
+/** The config values the flags set (train's and print-config's), absent flags left out. */
+function configOverrides(v: ReturnType<typeof parseFlags<(typeof OPTIONS)["print-config"]>>): EngineConfigInput {
   const overrides: EngineConfigInput = {
     model: v.model,
     ignoreMismatchedSizes: v["ignore-mismatched-sizes"],
@@ -204,11 +168,7 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
       tf32: v.tf32,
     },
   };
-  return {
-    command: "train", demo, train: v.train, dev: v.dev, test: v.test, configFile: v.config, out: v.out,
-    overrides: stripUndefined(overrides) as EngineConfigInput, verbose: v.verbose ?? false,
-    vocabSize: numberFlag("vocab-size", v["vocab-size"], true),
-  };
+  return stripUndefined(overrides) as EngineConfigInput;
 }
 
 /** Drops undefined values and then-empty objects, so absent flags never override the config file. */
@@ -224,8 +184,25 @@ function stripUndefined(x: Record<string, unknown>): Record<string, unknown> {
   return out;
 }
 
+/**
+ * What print-config prints: the config of `train --train ...` with the same flags (buildTrainConfig).
+ * From scratch without a tokenizer, train trains one into OUT/tokenizer at run time; it stays unset
+ * here, as in a config file that train would accept.
+ */
+export function buildPrintedConfig(cmd: PrintConfigCommand): EngineConfig {
+  const file = cmd.configFile ? readConfigJson(cmd.configFile) : {};
+  const trainsVocab = !cmd.overrides.model && !cmd.overrides.tokenizer && !file.model && !file.tokenizer;
+  if (!trainsVocab) return buildTrainConfig(cmd);
+  return { ...buildTrainConfig(cmd, { tokenizer: "OUT/tokenizer" }), tokenizer: undefined };
+}
+
+/** The package's version, from its package.json: two levels up from both src/app and dist/app. */
+export function packageVersion(): string {
+  return (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+}
+
 /** Validated config of a train command: base (demo config or {}) ← --config file ← flags. */
-export function buildTrainConfig(cmd: TrainCommand, base: EngineConfigInput = {}): EngineConfig {
+export function buildTrainConfig(cmd: Pick<TrainCommand, "configFile" | "overrides">, base: EngineConfigInput = {}): EngineConfig {
   const file = cmd.configFile ? readConfigJson(cmd.configFile) : {};
   const merged = withSavedModelDefaults(mergeConfig(mergeConfig(base as Record<string, unknown>, file), cmd.overrides as Record<string, unknown>));
   const flags = Object.keys(cmd.overrides).length > 0;
@@ -411,13 +388,17 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
   let verbose = argv.includes("--verbose");
   try {
     const cmd = parseCliArgs(argv);
-    if (cmd.command === "help") {
-      io.out.write(cmd.text + "\n");
+    if (cmd.command === "help" || cmd.command === "version") {
+      io.out.write((cmd.command === "help" ? cmd.text : packageVersion()) + "\n");
       return 0;
     }
     verbose = cmd.verbose;
     if (cmd.command === "evaluate") return await runEvaluate(cmd, io);
     if (cmd.command === "predict") return await runPredict(cmd, io);
+    if (cmd.command === "print-config") {
+      io.out.write(JSON.stringify(buildPrintedConfig(cmd), null, 2) + "\n");
+      return 0;
+    }
     return await runTrain(cmd, io);
   } catch (e) {
     if (e instanceof NerEngineError) io.err.write(`error: ${e.message}\n`);

@@ -19,20 +19,20 @@ const int = (min: number) => z.number().int().min(min);
 const positive = () => z.number().positive();
 const probability = () => z.number().min(0).max(1);
 
-/** Encoder sizes for a model trained from scratch (ignored when `model` is given). */
+// Descriptions are zod metadata (not doc comments) so that config.schema.json and docs/config.md,
+// both generated from this schema (scripts/gen-config-docs.mjs), carry them.
 const scratchSchema = z.strictObject({
-  /** Defaults to the size of the tokenizer's vocabulary. */
-  vocabSize: int(8).optional(),
-  hiddenSize: int(1).default(256),
-  numHiddenLayers: int(1).default(4),
-  numAttentionHeads: int(1).default(4),
-  intermediateSize: int(1).default(1024),
-  maxPositionEmbeddings: int(3).default(512),
-  hiddenDropoutProb: probability().default(0.1),
-  attentionProbsDropoutProb: probability().default(0.1),
-  layerNormEps: positive().default(1e-12),
-  hiddenAct: z.enum(SUPPORTED_HIDDEN_ACTS).default("gelu"),
-});
+  vocabSize: int(8).optional().describe("Vocabulary size; absent = the size of the tokenizer's vocabulary."),
+  hiddenSize: int(1).default(256).describe("Encoder hidden size (a multiple of numAttentionHeads)."),
+  numHiddenLayers: int(1).default(4).describe("Number of transformer layers."),
+  numAttentionHeads: int(1).default(4).describe("Attention heads per layer."),
+  intermediateSize: int(1).default(1024).describe("Size of the feed-forward layer inside each transformer layer."),
+  maxPositionEmbeddings: int(3).default(512).describe("Number of position embeddings: the longest window (data.maxLength) the encoder takes."),
+  hiddenDropoutProb: probability().default(0.1).describe("Dropout on embeddings and hidden states."),
+  attentionProbsDropoutProb: probability().default(0.1).describe("Dropout on attention probabilities."),
+  layerNormEps: positive().default(1e-12).describe("Epsilon of the layer norms."),
+  hiddenAct: z.enum(SUPPORTED_HIDDEN_ACTS).default("gelu").describe("Activation of the feed-forward layers."),
+}).describe("Encoder sizes for a model trained from scratch (ignored when `model` is given).");
 
 export { HEAD_KINDS, type HeadKind } from "../model/spec.js";
 
@@ -42,87 +42,82 @@ export const DEFAULT_CRF_HEAD_LEARNING_RATE = 1e-3;
 // The head's shape and the input settings are the model's (model/spec.ts): defined there once.
 const headSchema = z.strictObject({
   ...headSpecFields,
-  /**
-   * Learning rate of the head's own parameters (classifier, LSTM, CRF transitions). When absent it
-   * is resolved by parseConfig: `training.learningRate` for softmax (exactly HF's single-lr setup),
-   * 1e-3 for CRF heads, whose freshly initialised transitions barely move at BERT's 5e-5.
-   */
-  learningRate: z.number().min(0).optional(),
-});
+  // Resolved by parseConfig when absent (see the transform below).
+  learningRate: z.number().min(0).optional().describe(
+    "Learning rate of the head's own parameters (classifier, LSTM, CRF transitions). Absent = `training.learningRate` " +
+      "for softmax (exactly HF's single-lr setup), 1e-3 for CRF heads, whose freshly initialised transitions barely move at BERT's 5e-5.",
+  ),
+}).describe("The tagging head on top of the encoder.");
 
 export const CORPUS_FORMATS = ["conll", "json", "bio", "atis"] as const;
 
 const dataSchema = z.strictObject({
-  format: z.enum(CORPUS_FORMATS).default("conll"),
-  /** Scheme of the input files; IOB1 is converted to IOB2 on reading. */
-  tagScheme: z.enum(["IOB2", "IOB1", "IOBES"]).default("IOB2"),
+  format: z.enum(CORPUS_FORMATS).default("conll").describe("Corpus file format: CoNLL columns, JSON / JSON lines, two-column BIO, or an ATIS/Snips folder."),
+  tagScheme: z.enum(["IOB2", "IOB1", "IOBES"]).default("IOB2").describe("Scheme of the input files; IOB1 is converted to IOB2 on reading."),
   ...inputSpecFields,
-  conllTokenColumn: int(0).optional(),
-  conllTagColumn: int(0).optional(),
-  bioOrder: z.enum(["auto", "token-tag", "tag-token"]).optional(),
-});
+  conllTokenColumn: int(0).optional().describe("CoNLL column holding the word; absent = 0."),
+  conllTagColumn: int(0).optional().describe("CoNLL column holding the tag; absent = the last column."),
+  bioOrder: z.enum(["auto", "token-tag", "tag-token"]).optional().describe("Column order of BIO files; absent or \"auto\" = guessed from the first lines."),
+}).describe("The corpus files and how sentences become the model's inputs.");
 
 const trainingSchema = z.strictObject({
-  epochs: positive().default(3),
-  batchSize: int(1).default(32),
-  gradientAccumulation: int(1).default(1),
-  /** 0 is allowed (a run that must leave the weights as they are, e.g. to check a pipeline). */
-  learningRate: z.number().min(0).default(5e-5),
-  weightDecay: z.number().min(0).default(0),
-  warmupRatio: z.number().min(0).max(1).default(0),
-  /** Overrides warmupRatio when > 0 (as in TrainingArguments). */
-  warmupSteps: int(0).default(0),
-  /** Gradient-norm clipping; 0 disables it. */
-  maxGradNorm: z.number().min(0).default(1.0),
-  adamBeta1: z.number().min(0).lt(1).default(0.9),
-  adamBeta2: z.number().min(0).lt(1).default(0.999),
-  adamEpsilon: positive().default(1e-8),
-  seed: int(0).default(42),
-  /** Stop after this many optimizer steps (overrides epochs, like max_steps). */
-  maxSteps: int(1).optional(),
-  /**
-   * How batches are formed. true (default): shuffle, sort by length within pools of 50 batches, shuffle
-   * the batches, so each pads only to its own longest; "hf": HF `group_by_length` exactly (its
-   * LengthGroupedSampler's megabatches, longest first); false: random order (HF's default).
-   */
-  groupByLength: z.union([z.boolean(), z.literal("hf")]).default(true),
-  /** Report progress every N optimizer steps. */
-  progressEvery: int(1).default(10),
-  evalBatchSize: int(1).default(64),
-  bf16: z.boolean().default(false),
-  tf32: z.boolean().default(false),
-  /** Stop when the dev metric has not improved for this many epochs (needs a dev set). */
-  earlyStoppingPatience: int(1).optional(),
-  metricForBestModel: z.enum(["f1", "loss"]).default("f1"),
-  /** Checkpoint directory to resume training from. */
-  resumeFrom: z.string().min(1).optional(),
-});
+  epochs: positive().default(3).describe("Number of passes over the training data (a fraction is rounded up to whole epochs)."),
+  batchSize: int(1).default(32).describe("Sentences (windows) per batch."),
+  gradientAccumulation: int(1).default(1).describe("Batches whose gradients are summed per optimizer step."),
+  learningRate: z.number().min(0).default(5e-5).describe(
+    "Peak learning rate of the encoder (AdamW, linear decay); 0 is allowed, for a run that must leave the weights as they are (e.g. to check a pipeline).",
+  ),
+  weightDecay: z.number().min(0).default(0).describe("AdamW weight decay (not applied to biases and layer norms)."),
+  warmupRatio: z.number().min(0).max(1).default(0).describe("Share of the optimizer steps spent on linear warmup."),
+  warmupSteps: int(0).default(0).describe("Warmup steps; overrides warmupRatio when > 0 (as in TrainingArguments)."),
+  maxGradNorm: z.number().min(0).default(1.0).describe("Gradient-norm clipping; 0 disables it."),
+  adamBeta1: z.number().min(0).lt(1).default(0.9).describe("AdamW beta1."),
+  adamBeta2: z.number().min(0).lt(1).default(0.999).describe("AdamW beta2."),
+  adamEpsilon: positive().default(1e-8).describe("AdamW epsilon."),
+  seed: int(0).default(42).describe("Random seed (initialisation, dropout, batch order)."),
+  maxSteps: int(1).optional().describe("Stop after this many optimizer steps (overrides epochs, like max_steps)."),
+  groupByLength: z.union([z.boolean(), z.literal("hf")]).default(true).describe(
+    "How batches are formed. true: shuffle, sort by length within pools of 50 batches, shuffle the batches, so each pads only to its own longest; " +
+      "\"hf\": HF `group_by_length` exactly (its LengthGroupedSampler's megabatches, longest first); false: random order (HF's default).",
+  ),
+  progressEvery: int(1).default(10).describe("Report progress every N optimizer steps."),
+  evalBatchSize: int(1).default(64).describe("Batch size for evaluation and prediction."),
+  bf16: z.boolean().default(false).describe("bfloat16 autocast (CUDA only)."),
+  tf32: z.boolean().default(false).describe("Allow TF32 matrix multiplications (CUDA only)."),
+  earlyStoppingPatience: int(1).optional().describe("Stop when the dev metric has not improved for this many epochs (needs a dev set); absent = never stop early."),
+  metricForBestModel: z.enum(["f1", "loss"]).default("f1").describe("Dev metric that picks the best epoch (and drives early stopping): micro F1 or mean loss."),
+  resumeFrom: z
+    .string()
+    .min(1)
+    .optional()
+    .describe("Resume point to continue from: a run's last/ folder (or the run folder holding it). The run continues at the exact step it stopped."),
+  saveSteps: int(1)
+    .optional()
+    .describe("Write the resume point (output/last) every this many optimizer steps, besides at each epoch's end and on interrupt. Default: at each epoch's end only."),
+}).describe("The optimisation loop (defaults: HF TrainingArguments).");
 
 const metricsSchema = z.strictObject({
-  /** seqeval mode: "default" (conlleval chunking) or "strict". */
-  mode: z.enum(["default", "strict"]).default("default"),
-});
+  mode: z.enum(["default", "strict"]).default("default").describe("seqeval mode: \"default\" (conlleval chunking) or \"strict\"."),
+}).describe("How entities are scored.");
 
 const baseSchema = z.strictObject({
-  /** Checkpoint directory (HF BERT layout) to fine-tune; absent = train from scratch. */
-  model: z.string().min(1).optional(),
-  /**
-   * Fine-tuning a checkpoint whose head lacks some of the data's labels: keep the known rows by name and
-   * initialise the rest (HF from_pretrained's ignore_mismatched_sizes). Without it that is an error.
-   */
-  ignoreMismatchedSizes: z.boolean().default(false),
-  /** Tokenizer directory; defaults to `model`. */
-  tokenizer: z.string().min(1).optional(),
+  // Lets a config file name its JSON Schema, for editors; dropped by parseConfig.
+  $schema: z.string().optional().describe("Path or URL of this file's JSON Schema (e.g. \"./config.schema.json\"), for editors; ignored."),
+  model: z.string().min(1).optional().describe("Checkpoint directory (HF layout) to fine-tune; absent = train from scratch."),
+  ignoreMismatchedSizes: z.boolean().default(false).describe(
+    "Fine-tuning a checkpoint whose head lacks some of the data's labels: keep the known rows by name and initialise the rest " +
+      "(HF from_pretrained's ignore_mismatched_sizes). Without it that is an error.",
+  ),
+  tokenizer: z.string().min(1).optional().describe("Tokenizer directory; absent = `model`."),
   // prefault (not default): the {} is parsed, so the inner defaults get filled in.
   scratch: scratchSchema.prefault({}),
   head: headSchema.prefault({}),
   data: dataSchema.prefault({}),
   training: trainingSchema.prefault({}),
   metrics: metricsSchema.prefault({}),
-  device: z.enum(["auto", "cpu", "cuda"]).default("auto"),
-  /** Run directory for model, metrics and reports. */
-  output: z.string().min(1).optional(),
-});
+  device: z.enum(["auto", "cpu", "cuda"]).default("auto").describe("Where to run: auto = CUDA when available, else CPU."),
+  output: z.string().min(1).optional().describe("Run directory for model, metrics and reports."),
+}).describe("ner-engine training configuration. Every object is strict: an unknown key is an error.");
 
 /** Cross-field rules and resolution of derived defaults. */
 const configSchema = baseSchema
@@ -145,7 +140,7 @@ const configSchema = baseSchema
       issue(["data", "format"], `conll column options given but format is "${c.data.format}"`);
     }
   })
-  .transform((c) => ({
+  .transform(({ $schema: _editorsOnly, ...c }) => ({
     ...c,
     tokenizer: c.tokenizer ?? c.model,
     head: { ...c.head, learningRate: c.head.learningRate ?? defaultHeadLearningRate(c.head.kind, c.training.learningRate) },
@@ -243,8 +238,25 @@ export function readConfigJson(path: string): Record<string, unknown> {
  * set `model` or `tokenizer` before passing it to parseConfig / Engine).
  */
 export function defaultConfig(): EngineConfig {
-  const base = baseSchema.parse({});
+  const { $schema: _editorsOnly, ...base } = baseSchema.parse({});
   return { ...base, tokenizer: base.tokenizer ?? base.model, head: { ...base.head, learningRate: defaultHeadLearningRate(base.head.kind, base.training.learningRate) } };
+}
+
+/**
+ * The JSON Schema of a config file (shipped as config.schema.json), from the input side of the schema:
+ * defaults are shown and derived values (tokenizer, head.learningRate) stay optional. The cross-field
+ * rules are not expressible in it; parseConfig still checks them.
+ */
+export function configJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(configSchema, {
+    io: "input",
+    target: "draft-2020-12",
+    // z.int() bounds itself to the safe integers: noise in an editor's hover and in the docs.
+    override: ({ jsonSchema: s }) => {
+      if (s.maximum === Number.MAX_SAFE_INTEGER) delete s.maximum;
+      if (s.minimum === Number.MIN_SAFE_INTEGER) delete s.minimum;
+    },
+  }) as Record<string, unknown>;
 }
 
 /** Deep merge of plain objects (`override` wins); arrays and scalars replace. Used for CLI flags over a file. */

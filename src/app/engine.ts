@@ -12,84 +12,17 @@ import { pretokenize } from "../data/alignment.js";
 import { loadTokenizer, type WordTokenizer } from "../text/tokenizer.js";
 import { bioesToIob2, convertScheme, LabelSet, unseenLabels, type UnseenLabel } from "../data/labels.js";
 import { classificationReport, getEntities, tagReport, type ClassificationReport } from "../eval/metrics.js";
-import type { NativeProgress } from "../model/native.js";
+import type { NativeEpochSummary, NativeTrainOptions } from "../model/native.js";
+import type { EpochResult, EvaluationResult, FitCallbacks, PredictionResult, TrainingHistory } from "./results.js";
 import type { ForwardInput } from "../model/forward-input.js";
 import { labelList, scratchBertConfig } from "../model/encoder-config.js";
 import type { HeadSpec, InputSpec } from "../model/spec.js";
 import { describeMapping, type LabelMapping } from "../model/label-mapping.js";
 import { nativeDataset, Tagger, type WeightArrays } from "../model/tagger.js";
-import { writeFileAtomic } from "../model/safetensors.js";
+import { fileSha256, restoreBest, resumeRun, saveRunResumePoint, type RunState } from "./resume-point.js";
 
-export type TrainProgress = NativeProgress;
 export type { ForwardInput };
-
-export interface EvaluationResult {
-  report: ClassificationReport;
-  tagReport: ClassificationReport;
-  tokens: string[][];
-  gold: string[][];
-  pred: string[][];
-  unseenLabels: UnseenLabel[];
-  seconds: number;
-  sentencesPerSecond: number;
-}
-
-export interface EpochResult {
-  epoch: number;
-  trainLoss: number;
-  seconds: number;
-  sentencesPerSecond: number;
-  tokensPerSecond: number;
-  /** Share of the computed token positions that were padding (length grouping keeps it small). */
-  padFraction: number;
-  /** Seconds per phase of the training steps (CPU; on CUDA the phases overlap and only the sum is real). */
-  phaseSeconds: { batch: number; forward: number; backward: number; optimizer: number };
-  dev?: EvaluationResult;
-  isBest: boolean;
-}
-
-export interface TrainingHistory {
-  /** How the head was set up from the checkpoint (which label rows were kept by name, which initialised). */
-  headMapping?: LabelMapping;
-  epochs: EpochResult[];
-  best?: { epoch: number; metric: number };
-  test?: EvaluationResult;
-  stoppedEarly: boolean;
-  cancelled: boolean;
-  seconds: number;
-}
-
-export interface PredictedWord {
-  word: string;
-  start?: number;
-  end?: number;
-  tag: string;
-  score: number;
-}
-
-export interface PredictedEntity {
-  type: string;
-  text: string;
-  startWord: number;
-  /** Exclusive. */
-  endWord: number;
-  start?: number;
-  end?: number;
-  score: number;
-}
-
-export interface PredictionResult {
-  words: PredictedWord[];
-  entities: PredictedEntity[];
-}
-
-export interface FitCallbacks {
-  onProgress?(progress: TrainProgress): void;
-  onEpoch?(epoch: EpochResult): void;
-  /** Messages worth a line in the training log (e.g. which head rows were kept). */
-  onLog?(message: string): void;
-}
-
+export type { EpochResult, EvaluationResult, FitCallbacks, PredictedEntity, PredictedWord, PredictionResult, TrainingHistory, TrainProgress } from "./results.js";
 
 export class Engine {
   readonly config: EngineConfig;
@@ -169,7 +102,7 @@ export class Engine {
     if (unseen.length) throw new NerEngineError(`training labels missing from the model's label set: ${unseen.map((u) => u.label).join(", ")}`, data.train.source);
 
     const encoded = tagger.encode(train, (tag) => (labelSet.has(tag) ? labelSet.id(tag) : -100));
-    const plan = tagger.native.setupTraining(nativeDataset(encoded, true), {
+    const options: NativeTrainOptions = {
       epochs: Math.ceil(c.training.epochs),
       batchSize: c.training.batchSize,
       gradientAccumulation: c.training.gradientAccumulation,
@@ -188,22 +121,33 @@ export class Engine {
       bf16: c.training.bf16,
       tf32: c.training.tf32,
       lengthGrouping: c.training.groupByLength === "hf" ? "megabatch" : c.training.groupByLength ? "pools" : "none",
-    });
-
+    };
+    const plan = tagger.native.setupTraining(nativeDataset(encoded, true), options);
+    const run: RunState = { bestWeights: undefined, sinceBest: 0, bestWeightsSha256: null };
     let firstEpoch = 0;
-    if (c.training.resumeFrom) firstEpoch = await this.resume(c.training.resumeFrom, history);
+    let globalStep = 0;
+    if (c.training.resumeFrom) [firstEpoch, globalStep] = await resumeRun(c.training.resumeFrom, tagger, options, history, run, callbacks.onLog);
     const epochs = Math.ceil(c.training.epochs);
-    let bestWeights: WeightArrays | undefined;
-    let sinceBest = 0;
+    const saveSteps = c.output ? c.training.saveSteps : undefined;
     for (let epoch = firstEpoch; epoch < epochs; epoch++) {
-      if (this.cancelRequested) {
+      // One epoch, in pieces of saveSteps optimizer steps with a resume point after each piece.
+      let summary: NativeEpochSummary;
+      for (;;) {
+        if (this.cancelRequested) break;
+        const stopAtStep = saveSteps ? (Math.floor(globalStep / saveSteps) + 1) * saveSteps : undefined;
+        summary = await tagger.native.trainEpoch(epoch, callbacks.onProgress, stopAtStep ? { stopAtStep } : undefined);
+        globalStep = summary.globalStep;
+        if (summary.callbackError) throw new NerEngineError(`the progress callback threw: ${summary.callbackError}`);
+        if (!summary.paused) break;
+        await saveRunResumePoint(c.output!, tagger, history, run, options);
+      }
+      if (this.cancelRequested && !summary!?.finished) {
+        // Interrupted inside the epoch: the resume point continues it at the next step.
         history.cancelled = true;
+        if (c.output) await saveRunResumePoint(c.output, tagger, history, run, options);
         break;
       }
-      const summary = await tagger.native.trainEpoch(epoch, callbacks.onProgress);
-      if (summary.callbackError) throw new NerEngineError(`the progress callback threw: ${summary.callbackError}`);
-      // A cancel() that arrives after the epoch's last step (e.g. from its last progress report) still counts.
-      const cancelled = summary.cancelled || this.cancelRequested;
+      summary = summary!;
       const result: EpochResult = {
         epoch,
         trainLoss: summary.meanLoss,
@@ -216,34 +160,38 @@ export class Engine {
       };
       // One export per epoch serves the resume point, the best model on disk and the best kept in memory.
       const weights = c.output || data.dev ? await tagger.exportWeights() : undefined;
-      if (data.dev && !cancelled) {
+      if (data.dev) {
         result.dev = await this.evaluate(data.dev);
         const metric = c.training.metricForBestModel === "f1" ? result.dev.report.micro.f1 : -summary.meanLoss;
         if (!history.best || metric > history.best.metric) {
           history.best = { epoch, metric };
           result.isBest = true;
-          sinceBest = 0;
-          bestWeights = weights;
-          if (c.output) await tagger.save(path.join(c.output, "model"), { weights });
-        } else sinceBest++;
+          run.sinceBest = 0;
+          run.bestWeights = weights;
+          if (c.output) {
+            await tagger.save(path.join(c.output, "model"), { weights });
+            run.bestWeightsSha256 = fileSha256(path.join(c.output, "model", "model.safetensors"));
+          }
+        } else run.sinceBest++;
       }
       history.epochs.push(result);
-      if (c.output) await this.saveResumePoint(path.join(c.output, "last"), epoch, history, weights!);
+      if (c.output) await saveRunResumePoint(c.output, tagger, history, run, options, weights);
       callbacks.onEpoch?.(result);
-      if (cancelled || this.cancelRequested) {
+      if (this.cancelRequested) {
         history.cancelled = true;
         break;
       }
-      if (c.training.earlyStoppingPatience !== undefined && sinceBest >= c.training.earlyStoppingPatience) {
+      if (c.training.earlyStoppingPatience !== undefined && run.sinceBest >= c.training.earlyStoppingPatience) {
         history.stoppedEarly = true;
         break;
       }
       if (summary.globalStep >= plan.totalSteps) break;
     }
-    if (bestWeights && history.best && history.best.epoch !== history.epochs.at(-1)?.epoch) await tagger.restoreWeights(bestWeights);
-    // Without a best epoch (no dev set) the model on disk is the last one.
-    if (c.output && !history.best) await tagger.save(path.join(c.output, "model"));
-    if (data.test) history.test = await this.evaluate(data.test);
+    const last = history.epochs.at(-1)?.epoch;
+    if (history.best && history.best.epoch !== last && !history.cancelled) await restoreBest(tagger, run, c.output);
+    // Without a best epoch (no dev set) the model on disk is the last one; an interrupted run leaves model/ as it was.
+    if (c.output && !history.best && !history.cancelled) await tagger.save(path.join(c.output, "model"));
+    if (data.test && !history.cancelled) history.test = await this.evaluate(data.test);
     history.seconds = (Date.now() - started) / 1000;
     return history;
   }
@@ -383,41 +331,6 @@ export class Engine {
   private fromIob2ToTrainScheme(iob2: Sentence[]): Sentence[] {
     const scheme = this.tagger?.spec.input.trainScheme ?? this.config.data.trainScheme;
     return scheme === "IOB2" ? iob2 : convertScheme(iob2, "IOB2", "IOBES");
-  }
-
-  /** The last epoch's weights + optimizer state, so training can resume from it. */
-  private async saveResumePoint(dir: string, epoch: number, history: TrainingHistory, weights: WeightArrays): Promise<void> {
-    const tagger = this.requireTagger();
-    await tagger.save(dir, { weights, extraFiles: { "trainer_state.pt": tagger.native.saveTrainerState() } });
-    const summary = { epoch, best: history.best ?? null, epochs: history.epochs.map(({ dev: _dev, ...rest }) => rest) };
-    writeFileAtomic(path.join(dir, "trainer_state.json"), JSON.stringify(summary, null, 2));
-  }
-
-  private async resume(dir: string, history: TrainingHistory): Promise<number> {
-    const statePath = path.join(dir, "trainer_state.json");
-    const optimizerPath = path.join(dir, "trainer_state.pt");
-    if (!existsSync(statePath) || !existsSync(optimizerPath)) {
-      throw new NerEngineError("not a resumable checkpoint (trainer_state.json / trainer_state.pt missing)", dir);
-    }
-    const state = readJsonFile(statePath) as { epoch?: unknown; best?: unknown };
-    if (state === null || typeof state !== "object" || !Number.isInteger(state.epoch) || (state.epoch as number) < 0) {
-      throw new NerEngineError('expected an object with a non-negative integer "epoch"', statePath);
-    }
-    const best = state.best as { epoch?: unknown; metric?: unknown } | null | undefined;
-    if (best != null && (typeof best !== "object" || !Number.isInteger(best.epoch) || typeof best.metric !== "number")) {
-      throw new NerEngineError('"best" must be null or { epoch: integer, metric: number }', statePath);
-    }
-    const checkpoint = readCheckpoint(dir);
-    const tagger = this.requireTagger();
-    // The optimizer's moments are row-ordered, so a resume point must have exactly this model's labels.
-    const saved = labelList(checkpoint.config);
-    if (saved.join("\u0000") !== tagger.labels.join("\u0000")) {
-      throw new NerEngineError(`the resume point's labels (${saved.join(", ")}) are not this model's (${tagger.labels.join(", ")})`, dir);
-    }
-    await tagger.loadCheckpoint(checkpoint, { complete: true });
-    tagger.native.loadTrainerState(readFileSync(optimizerPath));
-    history.best = (best ?? undefined) as TrainingHistory["best"];
-    return (state.epoch as number) + 1;
   }
 
   private requireTagger(): Tagger {

@@ -127,15 +127,47 @@ export function escapeHtml(text: string): string {
 
 const PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7", "#9c755f", "#e15759", "#bab0ac"];
 
-/** "Nice" axis ticks (1, 2, 5 × 10^k) covering [min, max]. */
-function ticks(min: number, max: number, count = 5): number[] {
-  if (!(max > min)) return [min];
-  const raw = (max - min) / count;
+/** The smallest 1, 2, 5 × 10^k step that splits `span` into at most `count` parts. */
+function niceStep(span: number, count: number): number {
+  const raw = span / count;
   const mag = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? 10 * mag;
-  const out: number[] = [];
-  for (let v = Math.ceil(min / step) * step; v <= max + step * 1e-9; v += step) out.push(Number(v.toPrecision(12)));
-  return out;
+  return [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw * (1 - 1e-9)) ?? 10 * mag;
+}
+
+export interface AxisOptions {
+  /** Whole-number ticks only (epochs, steps): a tick at 0.5 epoch names nothing that exists. */
+  integer?: boolean;
+  /**
+   * Value axes: pad the data range by this fraction of its span, then round outward to whole ticks,
+   * so curves use the plot's height and the frame ends on labelled values. 0 (x axes): the exact data
+   * range, with the ticks that fall inside it.
+   */
+  margin?: number;
+  /** Limits padding never crosses while the data lies within them (0 for a loss, 0 and 1 for F1). */
+  floor?: number;
+  ceil?: number;
+  /** Aim for about this many intervals (default 5). */
+  count?: number;
+}
+
+/** An axis range fitted to the data [lo, hi] and its "nice" (1, 2, 5 × 10^k) tick values. */
+export function fitAxis(lo: number, hi: number, opts: AxisOptions = {}): { min: number; max: number; ticks: number[] } {
+  const { integer = false, margin = 0, count = 5 } = opts;
+  const clamp = (v: number): number => {
+    if (opts.floor !== undefined && opts.floor <= lo) v = Math.max(v, opts.floor);
+    if (opts.ceil !== undefined && opts.ceil >= hi) v = Math.min(v, opts.ceil);
+    return v;
+  };
+  const flat = !(hi > lo);
+  // A flat series still needs a range: half a unit around a whole number (its one tick), else ±5%.
+  const pad = !flat ? (hi - lo) * margin : integer ? 0.5 : Math.abs(lo) * 0.05 || 0.05;
+  let [a, b] = [clamp(lo - pad), clamp(hi + pad)];
+  const step = integer ? Math.max(1, niceStep(b - a, count)) : niceStep(b - a, count);
+  if (margin > 0 || (flat && !integer)) [a, b] = [clamp(Math.floor(a / step + 1e-9) * step), clamp(Math.ceil(b / step - 1e-9) * step)];
+  const round = (v: number): number => Number(v.toPrecision(12)); // 0.95, not 0.9500000000000001
+  const ticks: number[] = [];
+  for (let k = Math.ceil(a / step - 1e-9); k <= Math.floor(b / step + 1e-9); k++) ticks.push(round(k * step));
+  return { min: round(a), max: round(b), ticks };
 }
 
 const tickLabel = (v: number): string => (v !== 0 && (Math.abs(v) < 1e-3 || Math.abs(v) >= 1e5) ? v.toExponential(1) : String(Number(v.toPrecision(4))));
@@ -145,27 +177,34 @@ export interface Series {
   points: readonly (readonly [number, number])[];
 }
 
-/** An inline SVG line chart; non-finite points are dropped. */
-export function lineChart(title: string, xLabel: string, series: readonly Series[], opts: { yMin?: number; yMax?: number } = {}): string {
+export interface ChartOptions {
+  /** The x axis counts whole things (epochs, steps): integer ticks only. */
+  integerX?: boolean;
+  /** Bounds of the y values (0 for a loss, 0 and 1 for F1): the fitted axis never extends past them. */
+  yFloor?: number;
+  yCeil?: number;
+}
+
+/** An inline SVG line chart; non-finite points are dropped. Both axes are fitted to the data. */
+export function lineChart(title: string, xLabel: string, series: readonly Series[], opts: ChartOptions = {}): string {
   const [W, H, L, R, T, B] = [560, 260, 60, 16, 28, 40];
   const clean = series.map((s) => ({ ...s, points: s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y)) }));
   const all = clean.flatMap((s) => s.points);
   const head = `<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${escapeHtml(title)}">` +
     `<text x="${W / 2}" y="18" text-anchor="middle" class="title">${escapeHtml(title)}</text>`;
   if (all.length === 0) return `${head}<text x="${W / 2}" y="${H / 2}" text-anchor="middle">no data</text></svg>`;
-  let [x0, x1] = [Math.min(...all.map((p) => p[0])), Math.max(...all.map((p) => p[0]))];
-  let [y0, y1] = [opts.yMin ?? Math.min(...all.map((p) => p[1])), opts.yMax ?? Math.max(...all.map((p) => p[1]))];
-  if (x1 === x0) [x0, x1] = [x0 - 1, x1 + 1];
-  if (y1 === y0) [y0, y1] = [y0 - Math.abs(y0 || 1) * 0.1, y1 + Math.abs(y1 || 1) * 0.1];
+  const xs = fitAxis(Math.min(...all.map((p) => p[0])), Math.max(...all.map((p) => p[0])), { integer: opts.integerX });
+  const ys = fitAxis(Math.min(...all.map((p) => p[1])), Math.max(...all.map((p) => p[1])), { margin: 0.05, floor: opts.yFloor, ceil: opts.yCeil });
+  const [x0, x1, y0, y1] = [xs.min, xs.max, ys.min, ys.max];
   const sx = (x: number): number => L + ((x - x0) / (x1 - x0)) * (W - L - R);
   const sy = (y: number): number => H - B - ((y - y0) / (y1 - y0)) * (H - T - B);
   const f = (v: number): string => v.toFixed(1);
   const parts = [head, `<rect x="${L}" y="${T}" width="${W - L - R}" height="${H - T - B}" class="frame"/>`];
-  for (const v of ticks(y0, y1)) {
+  for (const v of ys.ticks) {
     parts.push(`<line x1="${L}" x2="${W - R}" y1="${f(sy(v))}" y2="${f(sy(v))}" class="grid"/>`,
-      `<text x="${L - 6}" y="${f(sy(v) + 4)}" text-anchor="end">${tickLabel(v)}</text>`);
+      `<text x="${L - 6}" y="${f(sy(v) + 4)}" text-anchor="end" class="ytick">${tickLabel(v)}</text>`);
   }
-  for (const v of ticks(x0, x1)) parts.push(`<text x="${f(sx(v))}" y="${H - B + 16}" text-anchor="middle">${tickLabel(v)}</text>`);
+  for (const v of xs.ticks) parts.push(`<text x="${f(sx(v))}" y="${H - B + 16}" text-anchor="middle" class="xtick">${tickLabel(v)}</text>`);
   parts.push(`<text x="${(L + W - R) / 2}" y="${H - 6}" text-anchor="middle">${escapeHtml(xLabel)}</text>`);
   clean.forEach((s, i) => {
     const color = PALETTE[i % PALETTE.length];
@@ -185,8 +224,10 @@ function reportTable(title: string, report: ClassificationReport): string {
     `<tr${cls ? ` class="${cls}"` : ""}><th>${escapeHtml(name)}</th><td>${num(s.precision)}</td><td>${num(s.recall)}</td><td>${num(s.f1)}</td><td>${s.support}</td></tr>`;
   const rows = Object.keys(report.perType).sort().map((t) => row(t, report.perType[t]));
   rows.push(row("micro avg", report.micro, "avg"), row("macro avg", report.macro, "avg"), row("weighted avg", report.weighted, "avg"));
-  return `<h3>${escapeHtml(title)}</h3><table><thead><tr><th></th><th>precision</th><th>recall</th><th>f1</th><th>support</th></tr></thead>` +
-    `<tbody>${rows.join("")}</tbody></table><p class="small">token accuracy ${num(report.accuracy)}</p>`;
+  // One block per table: as loose siblings, heading, table and accuracy line each became a flex item
+  // of .tables and were laid out side by side.
+  return `<section class="scores"><h3>${escapeHtml(title)}</h3><table><thead><tr><th></th><th>precision</th><th>recall</th><th>f1</th><th>support</th></tr></thead>` +
+    `<tbody>${rows.join("")}</tbody></table><p class="small">token accuracy ${num(report.accuracy)}</p></section>`;
 }
 
 /**
@@ -219,13 +260,18 @@ export function renderSentence(tokens: readonly string[], gold: readonly string[
   return `<p class="sent ${isOk ? "ok" : "err"}">${out.join(" ")}</p>`;
 }
 
+// Charts scale down (viewBox + height:auto) and sit two to a row on a wide page; a table that is still
+// too wide for a narrow screen scrolls inside its own block instead of widening the page; long tokens
+// break rather than overflow.
 const CSS = `body{font:14px/1.5 system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#222;padding:0 16px}
 h1{font-size:22px}h2{font-size:18px;border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:32px}
-.charts{display:flex;flex-wrap:wrap;gap:12px}.chart{background:#fff;border:1px solid #eee}.chart text{font-size:11px;fill:#444}
-.chart .title{font-size:13px;font-weight:600}.frame{fill:none;stroke:#ccc}.grid{stroke:#eee}
+.charts{display:flex;flex-wrap:wrap;gap:12px}.chart{background:#fff;border:1px solid #eee;box-sizing:border-box;flex:1 1 420px;max-width:min(100%,560px);min-width:0;height:auto}
+.chart text{font-size:11px;fill:#444}.chart .title{font-size:13px;font-weight:600}.frame{fill:none;stroke:#ccc}.grid{stroke:#eee}
 table{border-collapse:collapse;margin:8px 0}td,th{padding:3px 10px;text-align:right;border-bottom:1px solid #eee}
-tbody th{text-align:left}tr.avg th,tr.avg td{color:#555;font-style:italic}.tables{display:flex;flex-wrap:wrap;gap:40px}
-.small{color:#666;font-size:12px}.sent{margin:6px 0;padding:4px 6px;border-left:3px solid #cde}.sent.err{border-left-color:#e15759}
+tbody th{text-align:left}tr.avg th,tr.avg td{color:#555;font-style:italic}
+.tables{display:flex;flex-wrap:wrap;gap:12px 40px;align-items:flex-start}.scores{min-width:0;max-width:100%;overflow-x:auto}
+@media (max-width:520px){td,th{padding:3px 5px}}
+.small{color:#666;font-size:12px}.sent{margin:6px 0;padding:4px 6px;border-left:3px solid #cde;overflow-wrap:anywhere}.sent.err{border-left-color:#e15759}
 mark.ent{padding:1px 3px;border-radius:3px;color:#fff}mark.ent sub{font-size:9px;margin-left:3px;opacity:.9}
 mark.wrong{outline:2px dashed #d00;outline-offset:1px}.missed{text-decoration:underline wavy #d00}
 #only-err:checked~.sents .ok{display:none}.legend mark{margin-right:8px}`;
@@ -255,10 +301,13 @@ export function renderHtmlReport(input: HtmlReportOptions): string {
   parts.push(`<h2>Training</h2><div class="charts">`);
   const byStep = (f: (p: ProgressEvent) => number): [number, number][] => progress.map((p) => [p.step, f(p)]);
   const epochLoss: [number, number][] = history.epochs.map((e) => [e.epoch, e.trainLoss]);
-  parts.push(progress.length > 0 ? lineChart("training loss", "step", [{ name: "loss", points: byStep((p) => p.loss) }], { yMin: 0 }) : lineChart("training loss per epoch", "epoch", [{ name: "loss", points: epochLoss }]));
-  if (progress.length > 0) parts.push(lineChart("learning rate", "step", [{ name: "lr", points: byStep((p) => p.learningRate) }], { yMin: 0 }));
+  // Steps and epochs are counts (integer ticks); losses, rates and F1 are fitted to their data within
+  // their natural bounds, so a curve near 0.9 F1 is not squashed into a flat line at the top.
+  const counted: ChartOptions = { integerX: true, yFloor: 0 };
+  parts.push(progress.length > 0 ? lineChart("training loss", "step", [{ name: "loss", points: byStep((p) => p.loss) }], counted) : lineChart("training loss per epoch", "epoch", [{ name: "loss", points: epochLoss }], counted));
+  if (progress.length > 0) parts.push(lineChart("learning rate", "step", [{ name: "lr", points: byStep((p) => p.learningRate) }], counted));
   const devF1: [number, number][] = history.epochs.filter((e) => e.dev).map((e) => [e.epoch, e.dev!.report.micro.f1]);
-  if (devF1.length > 0) parts.push(lineChart("dev F1 (micro) per epoch", "epoch", [{ name: "dev F1", points: devF1 }], { yMin: 0, yMax: 1 }));
+  if (devF1.length > 0) parts.push(lineChart("dev F1 (micro) per epoch", "epoch", [{ name: "dev F1", points: devF1 }], { ...counted, yCeil: 1 }));
   parts.push(`</div>`);
 
   const dev = finalDev(history);

@@ -4,6 +4,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { NerEngineError } from "../errors.js";
+import { replaceDirectory, writeNewFile } from "./atomic-dir.js";
 import { encoderPrefix, parseEncoderConfig, type EncoderConfig, type EncoderFamily } from "./encoder-config.js";
 import {
   readSafetensorsFile,
@@ -147,11 +148,11 @@ export interface CheckpointToWrite {
 }
 
 /**
- * Writes config.json, model.safetensors and tokenizer files into `dir` (created if needed).
- * Each file is replaced atomically, so a crash leaves every file either old or new, never torn;
- * config.json goes last so a readable config implies the weights were written first.
+ * Writes config.json, model.safetensors, tokenizer files and `extraFiles` as folder `dir`, replacing
+ * any folder there in one step (see atomic-dir.ts): a crash at any moment leaves the old checkpoint or
+ * the new one, never a mix. Files of an old folder that this engine does not write are kept.
  */
-export function writeCheckpoint(dir: string, ckpt: CheckpointToWrite): void {
+export function writeCheckpoint(dir: string, ckpt: CheckpointToWrite, finish?: (tmp: string) => void): void {
   parseEncoderConfig(ckpt.config, path.join(dir, "config.json"));
   const reserved = new Set(["config.json", "model.safetensors"]);
   for (const name of Object.keys(ckpt.tokenizerFiles ?? {})) {
@@ -160,14 +161,10 @@ export function writeCheckpoint(dir: string, ckpt: CheckpointToWrite): void {
     }
   }
   const weights = serializeSafetensors(ckpt.tensors);
-  try {
-    fs.mkdirSync(dir, { recursive: true });
-  } catch (e) {
-    throw new NerEngineError(`cannot create checkpoint directory (${(e as Error).message})`, dir);
-  }
-  writeFileAtomic(path.join(dir, "model.safetensors"), weights);
-  for (const [name, contents] of Object.entries(ckpt.tokenizerFiles ?? {})) {
-    writeFileAtomic(path.join(dir, name), contents);
-  }
-  writeFileAtomic(path.join(dir, "config.json"), `${JSON.stringify(ckpt.config, null, 2)}\n`);
+  replaceDirectory(dir, (tmp) => {
+    writeNewFile(path.join(tmp, "model.safetensors"), weights);
+    for (const [name, contents] of Object.entries(ckpt.tokenizerFiles ?? {})) writeNewFile(path.join(tmp, name), contents);
+    writeNewFile(path.join(tmp, "config.json"), `${JSON.stringify(ckpt.config, null, 2)}\n`);
+    finish?.(tmp);
+  });
 }

@@ -97,8 +97,27 @@ export interface NativeEpochSummary {
   /** Seconds of the training thread per phase of a step (CPU figures; CUDA phases are asynchronous). */
   phaseSeconds: { batch: number; forward: number; backward: number; optimizer: number };
   cancelled: boolean;
+  /** Stopped at the asked step (stopAtStep): the epoch goes on with the next trainEpoch(epoch) call. */
+  paused: boolean;
+  /** The epoch's batches are done (or the run's last step reached). */
+  finished: boolean;
+  /** Micro-batches of the epoch done so far. */
+  nextBatch: number;
   globalStep: number;
   callbackError?: string;
+}
+
+/** Where training is, besides the weights and optimizer tensors (see native/trainer.h EpochPosition). */
+export interface NativeTrainerState {
+  step: number;
+  epoch: number;
+  nextBatch: number;
+  /** A uint64 as decimal text. */
+  dropoutState: string;
+  summary: { steps: number; sentences: number; tokens: number; paddedTokens: number; lossSum: number; seconds: number };
+  window: { loss: number; batches: number; tokens: number; sentences: number };
+  /** Hash of the training data the state belongs to. */
+  dataFingerprint: string;
 }
 
 export interface NativeWeightEntry {
@@ -131,11 +150,12 @@ export interface NativeTagger {
   }): Promise<{ lastHiddenState: NativeTensor; logits?: NativeTensor; loss?: number }>;
   exportWeights(): Promise<{ name: string; shape: number[]; data: Float32Array }[]>;
   setupTraining(data: NativeDataset, options: NativeTrainOptions): { stepsPerEpoch: number; totalSteps: number };
-  trainEpoch(epoch: number, onProgress?: (p: NativeProgress) => void): Promise<NativeEpochSummary>;
+  /** Trains epoch `epoch` from where the trainer is in it; stops at an optimizer step >= stopAtStep when given. */
+  trainEpoch(epoch: number, onProgress?: (p: NativeProgress) => void, options?: { stopAtStep?: number }): Promise<NativeEpochSummary>;
   predict(data: NativeDataset, options: { batchSize: number; bf16: boolean }): Promise<{ tags: Int32Array; scores: Float32Array }>;
   cancel(): void;
-  saveTrainerState(): Buffer;
-  loadTrainerState(bytes: Uint8Array): void;
+  saveTrainerState(): { tensors: { name: string; dtype: "F32" | "I64"; shape: number[]; data: Float32Array | BigInt64Array }[]; state: NativeTrainerState };
+  loadTrainerState(bytes: Uint8Array, entries: NativeWeightEntry[], state: NativeTrainerState): void;
   /** Frees the native model now; every later call throws. */
   dispose(): void;
 }
@@ -175,6 +195,8 @@ export interface NativeAddon {
   fusedAdamW: boolean;
   /** The CUDA caching allocator's byte counts on the current device; null on the CPU or a LibTorch without them. */
   cudaMemoryStats(): CudaMemoryStats | null;
+  /** Swaps two existing paths atomically (renameat2 RENAME_EXCHANGE); throws with code EINVAL/ENOSYS where unsupported. */
+  exchangePaths(a: string, b: string): void;
 }
 
 export interface NativeRuntime {

@@ -14,36 +14,27 @@ const probability = () => z.number().min(0).max(1);
 export const HEAD_KINDS = ["softmax", "crf", "bilstm-crf", "bilstm-attn-crf"] as const;
 export type HeadKind = (typeof HEAD_KINDS)[number];
 
+// Field descriptions are zod metadata, not doc comments, so config.schema.json and docs/config.md carry them.
+
 /** The head's shape and decoding rules. */
 export const headSpecFields = {
-  kind: z.enum(HEAD_KINDS).default("softmax"),
-  /** Hidden size per direction of the BiLSTM (bilstm-* heads). */
-  lstmHiddenSize: int(1).default(256),
-  lstmLayers: int(1).default(1),
-  /** Self-attention heads over the BiLSTM output (bilstm-attn-crf). */
-  attentionHeads: int(1).default(4),
-  /** Dropout before the classifier; absent = the encoder's (HF semantics). */
-  classifierDropout: probability().optional(),
-  /** Viterbi only over transitions valid in the tag scheme (e.g. no O → I-X). */
-  constrainDecoding: z.boolean().default(true),
-  /** Also forbid invalid transitions in the CRF partition function while training. */
-  constrainTraining: z.boolean().default(false),
+  kind: z.enum(HEAD_KINDS).default("softmax").describe("Head over the encoder: softmax (HF BertForTokenClassification), crf, bilstm-crf or bilstm-attn-crf."),
+  lstmHiddenSize: int(1).default(256).describe("Hidden size per direction of the BiLSTM (bilstm-* heads)."),
+  lstmLayers: int(1).default(1).describe("Number of stacked BiLSTM layers (bilstm-* heads)."),
+  attentionHeads: int(1).default(4).describe("Self-attention heads over the BiLSTM output (bilstm-attn-crf)."),
+  classifierDropout: probability().optional().describe("Dropout before the classifier; absent = the encoder's (HF semantics)."),
+  constrainDecoding: z.boolean().default(true).describe("Viterbi only over transitions valid in the tag scheme (e.g. no O → I-X)."),
+  constrainTraining: z.boolean().default(false).describe("Also forbid invalid transitions in the CRF partition function while training."),
 };
 
 /** How words become the model's inputs, and the scheme of its labels. */
 export const inputSpecFields = {
-  /** Scheme the model is trained (and decodes) in; predictions are reported in IOB2. */
-  trainScheme: z.enum(["IOB2", "IOBES"]).default("IOB2"),
-  /** Window length in sub-tokens including the special tokens (run_ner.py max_seq_length). */
-  maxLength: int(3).default(128),
-  /** Sub-tokens of overlap between windows of a long sentence (default maxLength / 4). */
-  stride: int(0).optional(),
-  /** Label every sub-token, not only the first of each word (run_ner.py label_all_tokens). */
-  labelAllSubtokens: z.boolean().default(false),
-  /** Fill spare window room with neighbouring sentences of the same document, as context. */
-  documentContext: z.boolean().default(false),
-  /** Overrides the tokenizer files' lowercasing. */
-  lowercase: z.boolean().optional(),
+  trainScheme: z.enum(["IOB2", "IOBES"]).default("IOB2").describe("Scheme the model is trained (and decodes) in; predictions are reported in IOB2."),
+  maxLength: int(3).default(128).describe("Window length in sub-tokens including the special tokens (run_ner.py max_seq_length)."),
+  stride: int(0).optional().describe("Sub-tokens of overlap between windows of a long sentence; absent = maxLength / 4."),
+  labelAllSubtokens: z.boolean().default(false).describe("Label every sub-token, not only the first of each word (run_ner.py label_all_tokens)."),
+  documentContext: z.boolean().default(false).describe("Fill spare window room with neighbouring sentences of the same document, as context."),
+  lowercase: z.boolean().optional().describe("Overrides the tokenizer files' lowercasing; absent = as the tokenizer files say."),
 };
 
 const headSpecSchema = z.strictObject(headSpecFields);

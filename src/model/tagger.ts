@@ -165,21 +165,26 @@ export class Tagger {
   }
 
   /**
-   * Writes the model as a HF-layout folder; each file is replaced atomically. `weights` (from
-   * exportWeights) saves those instead of exporting again; `extraFiles` go alongside.
+   * Writes the model as a HF-layout folder, replacing any folder there in one step. `weights` (from
+   * exportWeights) saves those instead of exporting again; `extraFiles` go alongside; `finish(tmp)` may
+   * add files last, into the new folder before it goes into place.
    */
-  async save(dir: string, opts: { weights?: WeightArrays; extraFiles?: Record<string, string | Uint8Array> } = {}): Promise<void> {
+  async save(
+    dir: string,
+    opts: { weights?: WeightArrays; extraFiles?: Record<string, string | Uint8Array>; finish?: (tmp: string) => void } = {},
+  ): Promise<void> {
     const weights = opts.weights ?? (await this.exportWeights());
     const tensors: TensorToWrite[] = weights.map((w) => ({ name: w.name, dtype: "F32", shape: w.shape, data: w.data }));
     const config = configJsonFor(this.spec.encoder, this.labels, this.spec.head.kind !== "softmax", nerEngineBlock(this.spec));
     const files: Record<string, string | Uint8Array> = { ...opts.extraFiles };
-    if (this.tokenizerDir && path.resolve(this.tokenizerDir) !== path.resolve(dir)) {
+    if (this.tokenizerDir) {
+      // Read now, before the folder is replaced (it may be the tokenizer's own folder).
       for (const name of TOKENIZER_FILES) {
         const source = path.join(this.tokenizerDir, name);
         if (existsSync(source)) files[name] = await readFile(source);
       }
     }
-    writeCheckpoint(dir, { config, tensors, tokenizerFiles: files });
+    writeCheckpoint(dir, { config, tensors, tokenizerFiles: files }, opts.finish);
   }
 
   /** Frees the native model now rather than at garbage collection; the tagger is unusable afterwards. */
