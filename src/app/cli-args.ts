@@ -19,7 +19,7 @@ const CONFIG_OPTIONS = {
 } as const;
 
 export const OPTIONS = {
-  train: { ...COMMON, ...CONFIG_OPTIONS, train: str, dev: str, test: str, "vocab-size": str },
+  train: { ...COMMON, ...CONFIG_OPTIONS, train: str, dev: str, test: str, "vocab-size": str, resume: str },
   "print-config": { ...COMMON, ...CONFIG_OPTIONS },
   evaluate: { ...COMMON, device: str, model: str, data: str, format: str, scheme: str, out: str },
   predict: { ...COMMON, device: str, model: str, text: str, input: str },
@@ -59,6 +59,9 @@ Run "ner-engine <command> --help" for the options of a command.`,
   --test FILE          test data (evaluated at the end)
   --vocab-size N       from scratch without --model/--tokenizer: train a WordPiece vocabulary of N
                        tokens (default 8000) on --train, written to OUT/tokenizer
+  --resume [RUN_DIR]   continue an interrupted run at the exact step it stopped (its data and
+                       configuration come from RUN_DIR/run.json; default: --out, else the newest
+                       runs/run-*). Only --device and --verbose may be given with it
 ${CONFIG_USAGE}
 ${COMMON_USAGE}`,
   "print-config": `Usage: ner-engine print-config [--config FILE.json] [options]

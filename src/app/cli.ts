@@ -21,6 +21,7 @@ import { readCorpus, type CorpusFormat } from "../data/readers.js";
 import { JsonlLogger, ProgressBar, writeRunArtifacts, type HistoryLike, type ProgressEvent } from "../eval/report.js";
 import type { Corpus, TagScheme } from "../data/types.js";
 import { trainWordPiece, writeTokenizerFiles } from "../text/vocab.js";
+import { defaultResumeFolder, EXIT_CODE, normaliseResumeFlag, onInterrupt, readRunFile, resumeStep, RUN_FILE, trimLogToStep, writeRunFile } from "./run-control.js";
 
 // ---- commands ----
 
@@ -37,6 +38,8 @@ export interface TrainCommand {
   out?: string;
   /** Vocabulary size to train from --train when there is no --model or --tokenizer. */
   vocabSize?: number;
+  /** Run folder to continue (train --resume). */
+  resume?: string;
   verbose: boolean;
 }
 export interface EvaluateCommand { command: "evaluate"; model: string; data: string; format: CorpusFormat; scheme: TagScheme; out?: string; device: Device; verbose: boolean }
@@ -124,7 +127,13 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
     return { command: "print-config", configFile: v.config, overrides: configOverrides(v), verbose: v.verbose ?? false };
   }
 
-  const v = parseFlags("train", args, OPTIONS.train);
+  const v = parseFlags("train", normaliseResumeFlag(args), OPTIONS.train);
+  if (v.resume !== undefined) {
+    const others = Object.keys(v).filter((k) => !["resume", "verbose", "device", "out"].includes(k));
+    if (others.length) throw usageError(`--resume continues a run as it was configured; drop --${others.join(", --")}`, "train");
+    const overrides = stripUndefined({ device: oneOf("device", v.device, DEVICES) }) as EngineConfigInput;
+    return { command: "train", demo: false, resume: defaultResumeFolder(v.resume || v.out), overrides, verbose: v.verbose ?? false };
+  }
   const demo = v.train === undefined;
   if (demo) {
     const userData = (["dev", "test", "format", "scheme", "model"] as const).filter((k) => v[k] !== undefined);
@@ -198,7 +207,16 @@ export function buildPrintedConfig(cmd: PrintConfigCommand): EngineConfig {
 
 /** The package's version, from its package.json: two levels up from both src/app and dist/app. */
 export function packageVersion(): string {
-  return (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+  const file = new URL("../../package.json", import.meta.url);
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, "utf8"));
+  } catch (e) {
+    throw new NerEngineError(`cannot read the package's version (${(e as Error).message})`, file.pathname);
+  }
+  const version = (json as { version?: unknown } | null)?.version;
+  if (typeof version !== "string") throw new NerEngineError('expected a string "version"', file.pathname);
+  return version;
 }
 
 /** Validated config of a train command: base (demo config or {}) ← --config file ← flags. */
@@ -256,10 +274,19 @@ const timestamp = (): string => new Date().toISOString().replace(/[-:]/g, "").re
 
 async function runTrain(cmd: TrainCommand, io: Io): Promise<number> {
   const say = (s: string): void => void io.out.write(s + "\n");
-  const out = cmd.out ?? (cmd.demo ? join("runs", "demo") : join("runs", `run-${timestamp()}`));
+  const out = cmd.resume ?? cmd.out ?? (cmd.demo ? join("runs", "demo") : join("runs", `run-${timestamp()}`));
   let data: { train: Corpus; dev?: Corpus; test?: Corpus };
   let config: EngineConfig;
-  if (cmd.demo) {
+  let earlier: ProgressEvent[] = [];
+  if (cmd.resume) {
+    const run = readRunFile(out);
+    config = parseConfig({ ...run.config, device: cmd.overrides.device ?? run.config.device, training: { ...run.config.training, resumeFrom: out } }, join(out, RUN_FILE));
+    data = run.demo
+      ? demoCorpus()
+      : { train: readSplit(run.train!, config, "train"), dev: run.dev ? readSplit(run.dev, config, "dev") : undefined, test: run.test ? readSplit(run.test, config, "test") : undefined };
+    earlier = trimLogToStep(join(out, "log.jsonl"), resumeStep(out)) as unknown as ProgressEvent[];
+    say(`resuming ${out}`);
+  } else if (cmd.demo) {
     say(`No --train given: running the built-in demo (synthetic PER/ORG/LOC/MISC corpus, small BERT-BiLSTM-CRF from scratch) into ${out}`);
     data = demoCorpus();
     config = buildTrainConfig({ ...cmd, overrides: { ...cmd.overrides, output: out } }, demoConfig(out, data));
@@ -284,6 +311,7 @@ async function runTrain(cmd: TrainCommand, io: Io): Promise<number> {
       writeTokenizerFiles(vocabDir, trainWordPiece(data.train.sentences.map((s) => s.tokens), { vocabSize: size, lowercase }), { lowercase });
     }
   }
+  if (!cmd.resume) writeRunFile(out, { demo: cmd.demo, train: cmd.train, dev: data.dev?.source, test: data.test?.source, config });
   const { Engine } = await loadEngineModule();
   const engine = new Engine(config);
   const sizes = (["train", "dev", "test"] as const).filter((k) => data[k]).map((k) => `${k} ${data[k]!.sentences.length}`).join(", ");
@@ -292,16 +320,8 @@ async function runTrain(cmd: TrainCommand, io: Io): Promise<number> {
   const bar = new ProgressBar({ stream: io.err });
   const logger = new JsonlLogger(join(out, "log.jsonl"));
   logger.log("start", { config, sizes });
-  const progress: ProgressEvent[] = [];
-  // First Ctrl-C stops training gracefully (artifacts still written); a second one exits.
-  let interrupted = false;
-  const onSigint = (): void => {
-    if (interrupted) process.exit(130);
-    interrupted = true;
-    bar.log("interrupt: stopping after the current step (Ctrl-C again to exit now)");
-    engine.cancel();
-  };
-  process.on("SIGINT", onSigint);
+  const progress: ProgressEvent[] = [...earlier];
+  const interrupt = onInterrupt(() => engine.cancel(), (line) => bar.log(line));
   let history: Awaited<ReturnType<typeof engine.fit>>;
   try {
     history = await engine.fit(data, {
@@ -322,14 +342,22 @@ async function runTrain(cmd: TrainCommand, io: Io): Promise<number> {
       },
     });
   } finally {
-    process.off("SIGINT", onSigint);
+    interrupt.dispose();
     bar.done();
   }
   if (history.test) say(`test:\n${formatReport(history.test.report)}`);
   if (history.stoppedEarly) say("stopped early (no improvement on dev)");
-  if (history.cancelled) say("training was interrupted; writing what there is");
   const paths = writeRunArtifacts(out, { history, config, labels: engine.labels, progress, title: cmd.demo ? "NER demo run" : undefined });
-  logger.log("end", { best: history.best, stoppedEarly: history.stoppedEarly, seconds: history.seconds });
+  logger.log("end", { best: history.best, stoppedEarly: history.stoppedEarly, cancelled: history.cancelled, seconds: history.seconds });
+  const signal = interrupt.received();
+  if (history.cancelled) {
+    const best = history.best;
+    say(best ? `interrupted; ${join(out, "model")} holds the best model so far (epoch ${best.epoch}, dev ${config.training.metricForBestModel} ${best.metric.toFixed(4)})`
+      : existsSync(join(out, "model")) ? `interrupted; ${join(out, "model")} is from before the interruption (no dev set: the last completed epoch)`
+      : "interrupted before any epoch completed: there is no model yet");
+    say(`resume with: ner-engine train --resume ${out}`);
+    return signal ? EXIT_CODE[signal] : 130;
+  }
   // fit() wrote OUT/model (the best epoch's weights, or the last when there is no dev set).
   say(`model saved to ${join(out, "model")}; metrics ${paths.metrics}; report ${paths.report}`);
   if (cmd.demo) {
