@@ -308,7 +308,11 @@ async function runTrain(cmd: TrainCommand, io: Io): Promise<number> {
       const size = cmd.vocabSize ?? 8000;
       say(`training a ${size}-token WordPiece vocabulary on ${cmd.train} into ${vocabDir}`);
       const lowercase = config.data.lowercase ?? false;
-      writeTokenizerFiles(vocabDir, trainWordPiece(data.train.sentences.map((s) => s.tokens), { vocabSize: size, lowercase }), { lowercase });
+      const vocab = trainWordPiece(data.train.sentences.map((s) => s.tokens), { vocabSize: size, lowercase });
+      if (vocab.length < size) {
+        say(`warning: the vocabulary has ${vocab.length} tokens, not the ${size} asked for: the training data has no more pieces that occur at least twice (WordPiece stops when no pair can be merged)`);
+      }
+      writeTokenizerFiles(vocabDir, vocab, { lowercase });
     }
   }
   if (!cmd.resume) writeRunFile(out, { demo: cmd.demo, train: cmd.train, dev: data.dev?.source, test: data.test?.source, config });

@@ -8,12 +8,14 @@
  * Every object is strict: an unknown key (a typo such as `epoch` for `epochs`) is an error rather
  * than a silently ignored setting.
  */
-import { existsSync, readFileSync } from "node:fs";
-import { basename, join } from "node:path";
+import { join } from "node:path";
 import { z } from "zod";
 import { NerEngineError } from "../errors.js";
 import { parseEncoderConfig, SUPPORTED_HIDDEN_ACTS } from "../model/encoder-config.js";
 import { headSpecFields, inputSpecFields, parseNerEngineBlock, type HeadKind } from "../model/spec.js";
+import { LIMITS, pathExists } from "../model/bounded-read.js";
+import { CONFIG_JSON, readJsonFile } from "../model/safe-json.js";
+import { readCheckpointConfigJson } from "../model/checkpoint.js";
 
 const int = (min: number) => z.number().int().min(min);
 const positive = () => z.number().positive();
@@ -55,6 +57,12 @@ const dataSchema = z.strictObject({
   format: z.enum(CORPUS_FORMATS).default("conll").describe("Corpus file format: CoNLL columns, JSON / JSON lines, two-column BIO, or an ATIS/Snips folder."),
   tagScheme: z.enum(["IOB2", "IOB1", "IOBES"]).default("IOB2").describe("Scheme of the input files; IOB1 is converted to IOB2 on reading."),
   ...inputSpecFields,
+  devSplit: z
+    .number()
+    .min(0)
+    .lt(1)
+    .default(0.1)
+    .describe("Without dev data: the fraction of the training sentences held out (seeded by training.seed) as dev data, for best-model selection and early stopping. 0 turns it off; then the last epoch's weights are kept."),
   conllTokenColumn: int(0).optional().describe("CoNLL column holding the word; absent = 0."),
   conllTagColumn: int(0).optional().describe("CoNLL column holding the tag; absent = the last column."),
   bioOrder: z.enum(["auto", "token-tag", "tag-token"]).optional().describe("Column order of BIO files; absent or \"auto\" = guessed from the first lines."),
@@ -216,19 +224,8 @@ export function loadConfigFile(path: string): EngineConfig {
 
 /** Reads a JSON configuration file without validating it (for merging CLI overrides first). */
 export function readConfigJson(path: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new NerEngineError(code === "ENOENT" ? "config file not found" : `cannot read config file: ${(e as Error).message}`, path);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new NerEngineError(`invalid JSON: ${(e as Error).message}`, path);
-  }
+  // Bounded, a regular file only; duplicate keys, __proto__/constructor/prototype keys and deep nesting are refused.
+  const json = readJsonFile(path, { maxBytes: LIMITS.smallJson, what: "config file", missing: "config file not found" }, { ...CONFIG_JSON, invalid: "invalid JSON" });
   if (json === null || typeof json !== "object" || Array.isArray(json)) throw new NerEngineError("config must be a JSON object", path);
   return json as Record<string, unknown>;
 }
@@ -280,13 +277,8 @@ export function withSavedModelDefaults(input: EngineConfigInput | EngineConfig):
   const model = (input as { model?: unknown } | null)?.model;
   if (typeof model !== "string") return input as EngineConfigInput;
   const configPath = join(model, "config.json");
-  if (!existsSync(configPath)) return input as EngineConfigInput;
-  let json: unknown;
-  try {
-    json = JSON.parse(readFileSync(configPath, "utf8"));
-  } catch (e) {
-    throw new NerEngineError(`${basename(configPath)} is not valid JSON (${(e as Error).message})`, configPath);
-  }
+  if (!pathExists(configPath)) return input as EngineConfigInput;
+  const json = readCheckpointConfigJson(configPath);
   if (json === null || typeof json !== "object" || !(json as Record<string, unknown>).ner_engine) return input as EngineConfigInput;
   const block = parseNerEngineBlock(parseEncoderConfig(json, configPath), configPath);
   return mergeConfig({ head: block.head, data: block.input }, input as Record<string, unknown>) as EngineConfigInput;

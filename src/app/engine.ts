@@ -2,7 +2,6 @@
  * The engine users touch: fit / evaluate / predict / save over the native tagger.
  * Data flows one way: corpora → alignment (sub-token windows) → native → predictions → metrics.
  */
-import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { NerEngineError } from "../errors.js";
 import type { Corpus, Sentence, TagScheme } from "../data/types.js";
@@ -20,6 +19,7 @@ import type { HeadSpec, InputSpec } from "../model/spec.js";
 import { describeMapping, type LabelMapping } from "../model/label-mapping.js";
 import { nativeDataset, Tagger, type WeightArrays } from "../model/tagger.js";
 import { fileSha256, restoreBest, resumeRun, saveRunResumePoint, type RunState } from "./resume-point.js";
+import { encodingWarnings, unseenLabelWarnings, withDevSplit } from "./fit-data.js";
 
 export type { ForwardInput };
 export type { EpochResult, EvaluationResult, FitCallbacks, PredictedEntity, PredictedWord, PredictionResult, TrainingHistory, TrainProgress } from "./results.js";
@@ -85,23 +85,28 @@ export class Engine {
     const c = this.config;
     const started = Date.now();
     this.cancelRequested = false;
+    const log = (message: string) => callbacks.onLog?.(message);
+    if (data.train.sentences.length === 0) throw new NerEngineError("the training set has no sentences", data.train.source);
+    if (!data.train.sentences.some((s) => s.tokens.length > 0)) throw new NerEngineError("the training set has only empty sentences", data.train.source);
+    data = withDevSplit(data, c.data.devSplit, c.training.seed, log);
     const train = this.toTrainScheme(data.train.sentences);
-    if (train.length === 0) throw new NerEngineError("the training set has no sentences", data.train.source);
-    if (!train.some((s) => s.tokens.length > 0)) throw new NerEngineError("the training set has only empty sentences", data.train.source);
     const history: TrainingHistory = { epochs: [], stoppedEarly: false, cancelled: false, seconds: 0 };
     if (!this.tagger) {
       const mapping = await this.createTagger(train);
       if (mapping) {
         history.headMapping = mapping;
-        callbacks.onLog?.(describeMapping(mapping));
+        log(`${mapping.initialised.length && mapping.kept.length ? "warning: " : ""}${describeMapping(mapping)}`);
       }
     }
     const tagger = this.requireTagger();
     const labelSet = this.requireLabels();
     const unseen = unseenLabels(train, labelSet);
     if (unseen.length) throw new NerEngineError(`training labels missing from the model's label set: ${unseen.map((u) => u.label).join(", ")}`, data.train.source);
+    for (const warning of unseenLabelWarnings(data, labelSet, (s) => this.toTrainScheme(s))) log(warning);
+    if (!data.dev && c.training.earlyStoppingPatience !== undefined) log("warning: earlyStoppingPatience is set but there is no dev data: it has no effect");
 
     const encoded = tagger.encode(train, (tag) => (labelSet.has(tag) ? labelSet.id(tag) : -100));
+    for (const warning of encodingWarnings(encoded.stats, tagger.spec.input.maxLength)) log(warning);
     const options: NativeTrainOptions = {
       epochs: Math.ceil(c.training.epochs),
       batchSize: c.training.batchSize,
@@ -352,22 +357,4 @@ function headSpecOf(c: EngineConfig): HeadSpec {
 function inputSpecOf(c: EngineConfig): InputSpec {
   const { trainScheme, maxLength, stride, labelAllSubtokens, documentContext, lowercase } = c.data;
   return { trainScheme, maxLength, stride, labelAllSubtokens, documentContext, lowercase };
-}
-
-function readFileOrThrow(file: string): string {
-  try {
-    return readFileSync(file, "utf8");
-  } catch (e) {
-    throw new NerEngineError(`cannot read file (${(e as Error).message})`, file);
-  }
-}
-
-/** A JSON file's value; unreadable or invalid JSON is a NerEngineError naming the file. */
-function readJsonFile(file: string): unknown {
-  const text = readFileOrThrow(file);
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new NerEngineError(`${path.basename(file)} is not valid JSON (${(e as Error).message})`, file);
-  }
 }

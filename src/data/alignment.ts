@@ -42,6 +42,19 @@ export interface EncodedCorpus {
   sentenceWordCounts: Int32Array;
   numWindows: number;
   maxLength: number;
+  /** What encoding did to the input that a user should hear about. */
+  stats: EncodeStats;
+}
+
+export interface EncodeStats {
+  /** Sentences longer than one window, split into overlapping windows. */
+  splitSentences: number;
+  /** Words with more sub-tokens than a window holds: only their first sub-tokens are kept. */
+  truncatedWords: number;
+  /** Words the tokenizer gives no sub-token (e.g. only U+200B): not trained on, predicted O. */
+  emptyWords: number;
+  /** Sentences without any sub-token (no words, or only empty ones): no window. */
+  emptySentences: number;
 }
 
 interface WindowPlan {
@@ -105,8 +118,11 @@ export function encodeSentences(tokenizer: WordTokenizer, sentences: readonly (S
 
   const tokensOf = (s: Sentence | readonly string[]): readonly string[] => (Array.isArray(s) ? (s as readonly string[]) : (s as Sentence).tokens);
   // Sub-tokens per word; a word longer than a window keeps only its first sub-tokens.
+  const stats: EncodeStats = { splitSentences: 0, truncatedWords: 0, emptyWords: 0, emptySentences: 0 };
   const pieces = sentences.map((s) => tokensOf(s).map((w) => {
     const ids = tokenizer.tokenizeWord(w);
+    if (ids.length === 0) stats.emptyWords++;
+    if (ids.length > body) stats.truncatedWords++;
     return ids.length > body ? ids.slice(0, body) : ids;
   }));
   const docOf = sentences.map((s) => (Array.isArray(s) ? undefined : (s as Sentence).docId));
@@ -149,9 +165,14 @@ export function encodeSentences(tokenizer: WordTokenizer, sentences: readonly (S
       throw new NerEngineError(`sentence ${si} has ${words.length} tokens but ${tags.length} tags`);
     }
     // Nothing to train on or to feed (a window of only [CLS] [SEP]); merging leaves its words unpredicted.
-    if (!words.some((ids) => ids.length > 0)) return;
+    if (!words.some((ids) => ids.length > 0)) {
+      stats.emptySentences++;
+      return;
+    }
     const labelled = tags !== undefined && opts.labelIds !== undefined;
-    for (const plan of planWindows(words.map((w) => w.length), body, stride)) {
+    const plans = planWindows(words.map((w) => w.length), body, stride);
+    if (plans.length > 1) stats.splitSentences++;
+    for (const plan of plans) {
       windowOffsets.push(inputIds.length);
       windowSentence.push(si);
       windowWordStart.push(plan.ownStart);
@@ -189,6 +210,7 @@ export function encodeSentences(tokenizer: WordTokenizer, sentences: readonly (S
     sentenceWordCounts: Int32Array.from(pieces, (p) => p.length),
     numWindows: windowSentence.length,
     maxLength,
+    stats,
   };
 }
 

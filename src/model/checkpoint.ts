@@ -1,10 +1,11 @@
 // Reading and writing HF-style checkpoint folders (config.json + model.safetensors + tokenizer
 // files) of every encoder family. Only safetensors is accepted: pytorch_model.bin is a pickle, and unpickling
 // runs arbitrary code, so we refuse it and explain how to convert.
-import * as fs from "node:fs";
 import * as path from "node:path";
 import { NerEngineError } from "../errors.js";
 import { replaceDirectory, writeNewFile } from "./atomic-dir.js";
+import { LIMITS, pathExists, statOrThrow } from "./bounded-read.js";
+import { CONFIG_JSON, readJsonFile } from "./safe-json.js";
 import { encoderPrefix, parseEncoderConfig, type EncoderConfig, type EncoderFamily } from "./encoder-config.js";
 import {
   readSafetensorsFile,
@@ -57,35 +58,24 @@ function pytorchBinMessage(dir: string): string {
 
 /** Reads a checkpoint folder: validated config, normalised weight views, and what else is there. */
 export function readCheckpoint(dir: string): Checkpoint {
-  let stat: fs.Stats;
-  try {
-    stat = fs.statSync(dir);
-  } catch {
-    throw new NerEngineError("checkpoint directory does not exist", dir);
-  }
+  const stat = statOrThrow(dir, "checkpoint directory");
   if (!stat.isDirectory()) throw new NerEngineError("checkpoint path is not a directory", dir);
 
   const configPath = path.join(dir, "config.json");
-  if (!fs.existsSync(configPath)) {
+  if (!pathExists(configPath)) {
     throw new NerEngineError("config.json is missing: a checkpoint folder needs config.json and model.safetensors", configPath);
   }
-  let configJson: unknown;
-  try {
-    configJson = JSON.parse(fs.readFileSync(configPath, "utf8"));
-  } catch (e) {
-    throw new NerEngineError(`config.json is not valid JSON (${(e as Error).message})`, configPath);
-  }
-  const config = parseEncoderConfig(configJson, configPath);
+  const config = parseEncoderConfig(readCheckpointConfigJson(configPath), configPath);
 
   const single = path.join(dir, "model.safetensors");
   const index = path.join(dir, "model.safetensors.index.json");
   let files: { file: string; tensors: Map<string, TensorView>; bytes: Uint8Array }[];
-  if (fs.existsSync(single)) {
+  if (pathExists(single)) {
     const f = readSafetensorsFile(single);
     files = [{ file: single, tensors: f.tensors, bytes: f.bytes }];
-  } else if (fs.existsSync(index)) {
+  } else if (pathExists(index)) {
     files = readShards(dir, index);
-  } else if (fs.existsSync(path.join(dir, "pytorch_model.bin"))) {
+  } else if (pathExists(path.join(dir, "pytorch_model.bin"))) {
     throw new NerEngineError(pytorchBinMessage(dir), dir);
   } else {
     throw new NerEngineError("no weights: expected model.safetensors (or model.safetensors.index.json with shards)", dir);
@@ -106,18 +96,25 @@ export function readCheckpoint(dir: string): Checkpoint {
       origin.set(name, stored);
     }
   }
-  const hasTokenizer = ["tokenizer.json", "vocab.txt"].some((f) => fs.existsSync(path.join(dir, f)));
+  const hasTokenizer = ["tokenizer.json", "vocab.txt"].some((f) => pathExists(path.join(dir, f)));
   return { dir, config, weights, fileBytes: files.map((f) => f.bytes), hasTokenizer };
+}
+
+/**
+ * A checkpoint's config.json, bounded and checked (safe-json.ts): no duplicate keys, no prototype keys
+ * except as label names under label2id, no deep nesting. Not yet validated as an encoder config.
+ */
+export function readCheckpointConfigJson(configPath: string): unknown {
+  return readJsonFile(
+    configPath,
+    { maxBytes: LIMITS.smallJson, what: "config.json" },
+    { ...CONFIG_JSON, invalid: "config.json is not valid JSON", protoKeysAllowedUnder: [["label2id"]] },
+  );
 }
 
 /** Sharded checkpoints: the index's weight_map says which shard file holds each tensor. */
 function readShards(dir: string, indexPath: string) {
-  let index: unknown;
-  try {
-    index = JSON.parse(fs.readFileSync(indexPath, "utf8"));
-  } catch (e) {
-    throw new NerEngineError(`not valid JSON (${(e as Error).message})`, indexPath);
-  }
+  const index = readJsonFile(indexPath, { maxBytes: LIMITS.smallJson, what: "model.safetensors.index.json" }, CONFIG_JSON);
   const weightMap = isPlainObject(index) ? index.weight_map : undefined;
   if (!isPlainObject(weightMap)) throw new NerEngineError('missing "weight_map" object', indexPath);
   const byShard = new Map<string, string[]>();
@@ -130,7 +127,7 @@ function readShards(dir: string, indexPath: string) {
   }
   return [...byShard].map(([shard, names]) => {
     const file = path.join(dir, shard);
-    if (!fs.existsSync(file)) throw new NerEngineError(`shard "${shard}" listed in the index is missing`, indexPath);
+    if (!pathExists(file)) throw new NerEngineError(`shard "${shard}" listed in the index is missing`, indexPath);
     const f = readSafetensorsFile(file);
     for (const n of names) {
       if (!f.tensors.has(n)) throw new NerEngineError(`tensor "${n}" listed in the index is not in this shard`, file);

@@ -6,6 +6,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { randomBytes } from "node:crypto";
 import { NerEngineError } from "../errors.js";
+import { LIMITS, readBoundedFile } from "./bounded-read.js";
+import { parseJsonText } from "./safe-json.js";
 
 export type Dtype = "F32" | "F16" | "BF16" | "F64" | "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
 
@@ -13,8 +15,6 @@ export type Dtype = "F32" | "F16" | "BF16" | "F64" | "I64" | "I32" | "I16" | "I8
 export const DTYPE_SIZE: Readonly<Record<Dtype, number>> = {
   F64: 8, I64: 8, F32: 4, I32: 4, F16: 2, BF16: 2, I16: 2, I8: 1, U8: 1, BOOL: 1,
 };
-
-export const FLOAT_DTYPES: readonly Dtype[] = ["F32", "F16", "BF16", "F64"];
 
 /** One tensor of a parsed file. `data` is a view into the file's bytes, not a copy. */
 export interface TensorView {
@@ -79,13 +79,14 @@ export function parseSafetensors(bytes: Uint8Array, source: string): ParsedSafet
     );
   }
 
-  let header: unknown;
+  let text: string;
   try {
-    const text = new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, 8 + headerLen));
-    header = JSON.parse(text);
-  } catch (e) {
-    throw new NerEngineError(`safetensors header is not valid UTF-8 JSON (${(e as Error).message})`, source);
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, 8 + headerLen));
+  } catch {
+    throw new NerEngineError("safetensors header is not valid UTF-8 JSON (bad UTF-8 bytes)", source);
   }
+  // Checked before JSON.parse, which would quietly keep the last of two entries for one tensor name.
+  const header = parseJsonText(text, source, { invalid: "safetensors header is not valid UTF-8 JSON", rejectDuplicateKeys: true });
   if (!isPlainObject(header)) {
     throw new NerEngineError(`safetensors header must be a JSON object, got ${describe(header)}`, source);
   }
@@ -174,12 +175,25 @@ function parseMetadata(entry: unknown, source: string): Record<string, string> {
 
 /** Reads and parses a .safetensors file; the returned views share one buffer with the file contents. */
 export function readSafetensorsFile(filePath: string): ParsedSafetensors & { bytes: Uint8Array } {
-  let buf: Buffer;
-  try {
-    buf = fs.readFileSync(filePath);
-  } catch (e) {
-    throw new NerEngineError(`cannot read safetensors file (${(e as Error).message})`, filePath);
-  }
+  // A regular file only (never /dev/zero or a FIFO), no bigger than one buffer, and its header length
+  // checked against MAX_HEADER_BYTES and the file size before the rest is read.
+  const buf = readBoundedFile(filePath, {
+    maxBytes: LIMITS.safetensors,
+    what: "safetensors file",
+    head: {
+      bytes: 8,
+      check: (head, size) => {
+        if (head.byteLength < 8) return; // parseSafetensors reports the truncation
+        const n = new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true);
+        if (n > BigInt(MAX_HEADER_BYTES)) {
+          throw new NerEngineError(`safetensors header length ${n} exceeds ${MAX_HEADER_BYTES} bytes: not a safetensors file or corrupt`, filePath);
+        }
+        if (8 + Number(n) > size) {
+          throw new NerEngineError(`truncated safetensors file: header length ${n} runs beyond the file (${size} bytes)`, filePath);
+        }
+      },
+    },
+  });
   // Hand out plain Uint8Array views rather than Buffer ones: same memory, simpler type.
   const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
   return { ...parseSafetensors(bytes, filePath), bytes };

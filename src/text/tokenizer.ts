@@ -2,9 +2,10 @@
  * Tokenizers for BERT-family encoders: loads tokenizer.json (or builds a WordPiece one from vocab.txt)
  * and encodes one pre-split word at a time, as HF does with is_split_into_words=True.
  */
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { NerEngineError } from "../errors.js";
+import { LIMITS, pathExists as existsSync, readBoundedFile } from "../model/bounded-read.js";
+import { CONFIG_JSON, readJsonObject } from "../model/safe-json.js";
 import { buildBertTokenizerJson, hf, type HfTokenizer } from "./vocab.js";
 
 export interface LoadTokenizerOptions {
@@ -69,15 +70,22 @@ export class WordTokenizer {
   }
 }
 
-function readJson(path: string): Record<string, unknown> {
-  let value: unknown;
-  try {
-    value = JSON.parse(readFileSync(path, "utf8"));
-  } catch (err) {
-    throw new NerEngineError(`cannot read JSON: ${(err as Error).message}`, path);
-  }
-  if (value === null || typeof value !== "object" || Array.isArray(value)) throw new NerEngineError("expected a JSON object", path);
-  return value as Record<string, unknown>;
+/**
+ * A tokenizer JSON file, bounded (bounded-read.ts). "config" files (tokenizer_config.json,
+ * special_tokens_map.json) are small and hold settings, so duplicate and prototype keys are refused;
+ * "vocab" files (tokenizer.json, vocab.json) may be up to 64 MiB and name tokens as keys, any string
+ * ("constructor" is a BPE token), so only the grammar and the nesting depth are checked.
+ */
+function readJson(path: string, kind: "config" | "vocab"): Record<string, unknown> {
+  const name = basename(path);
+  return kind === "config"
+    ? readJsonObject(path, { maxBytes: LIMITS.smallJson, what: name }, { ...CONFIG_JSON, invalid: "cannot read JSON" })
+    : readJsonObject(path, { maxBytes: LIMITS.tokenizer, what: name }, { invalid: "cannot read JSON", rejectDuplicateKeys: false });
+}
+
+/** A tokenizer text file (vocab.txt, merges.txt), bounded; decoded leniently as before (U+FFFD for bad bytes). */
+function readTokenizerText(path: string): string {
+  return readBoundedFile(path, { maxBytes: LIMITS.tokenizer, what: basename(path) }).toString("utf8");
 }
 
 const BERT_SPECIALS: SpecialNames = { cls: "[CLS]", sep: "[SEP]", pad: "[PAD]", unk: "[UNK]" };
@@ -86,7 +94,7 @@ const ROBERTA_SPECIALS: SpecialNames = { cls: "<s>", sep: "</s>", pad: "<pad>", 
 /** Special token names from special_tokens_map.json / tokenizer_config.json (string or {content}). */
 function specialNames(dir: string, config: Record<string, unknown>, defaults: SpecialNames): SpecialNames {
   const mapPath = join(dir, "special_tokens_map.json");
-  const map = existsSync(mapPath) ? readJson(mapPath) : {};
+  const map = existsSync(mapPath) ? readJson(mapPath, "config") : {};
   const pick = (key: string, fallback: string): string => {
     for (const source of [map, config]) {
       const v = source[key];
@@ -105,23 +113,18 @@ function specialNames(dir: string, config: Record<string, unknown>, defaults: Sp
 function byteLevelBpeTokenizerJson(dir: string, names: SpecialNames): Record<string, unknown> {
   const vocabPath = join(dir, "vocab.json");
   const mergesPath = join(dir, "merges.txt");
-  const vocab = readJson(vocabPath);
+  const vocab = readJson(vocabPath, "vocab");
   for (const [token, id] of Object.entries(vocab)) {
     if (!Number.isSafeInteger(id) || (id as number) < 0) throw new NerEngineError(`token ${JSON.stringify(token)} has id ${JSON.stringify(id)}, expected a non-negative integer`, vocabPath);
   }
-  let text: string;
-  try {
-    text = readFileSync(mergesPath, "utf8");
-  } catch (err) {
-    throw new NerEngineError(`cannot read merges: ${(err as Error).message}`, mergesPath);
-  }
+  const text = readTokenizerText(mergesPath);
   // "#version: 0.2" header, then one "left right" pair per line (HF skips the first line and blank ones).
   const lines = text.split("\n").map((l) => (l.endsWith("\r") ? l.slice(0, -1) : l));
   const merges = lines.slice(lines[0]?.startsWith("#version") ? 1 : 0).filter((l) => l !== "");
   merges.forEach((m, i) => {
     if (m.split(" ").length !== 2) throw new NerEngineError(`line ${i + 2}: expected two tokens separated by one space, got ${JSON.stringify(m)}`, mergesPath);
   });
-  const special = [names.cls, names.pad, names.sep, names.unk, "<mask>"].filter((tok, i, all) => all.indexOf(tok) === i && tok in vocab);
+  const special = [names.cls, names.pad, names.sep, names.unk, "<mask>"].filter((tok, i, all) => all.indexOf(tok) === i && Object.hasOwn(vocab, tok));
   const byteLevel = { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true };
   return {
     version: "1.0",
@@ -154,14 +157,14 @@ export function loadTokenizer(dir: string, opts: LoadTokenizerOptions = {}): Wor
   const jsonPath = join(dir, "tokenizer.json");
   const vocabPath = join(dir, "vocab.txt");
   const configPath = join(dir, "tokenizer_config.json");
-  const config = existsSync(configPath) ? readJson(configPath) : {};
+  const config = existsSync(configPath) ? readJson(configPath, "config") : {};
   const bpe = !existsSync(jsonPath) && !existsSync(vocabPath) && existsSync(join(dir, "vocab.json")) && existsSync(join(dir, "merges.txt"));
   const names = specialNames(dir, config, bpe ? ROBERTA_SPECIALS : BERT_SPECIALS);
   let tokenizerJson: Record<string, unknown>;
   let source: string;
   if (existsSync(jsonPath)) {
     source = jsonPath;
-    tokenizerJson = readJson(jsonPath);
+    tokenizerJson = readJson(jsonPath, "vocab");
     const normalizer = tokenizerJson.normalizer as { type?: unknown; lowercase?: boolean } | null | undefined;
     if (opts.lowercase !== undefined && normalizer && normalizer.type === "BertNormalizer") {
       tokenizerJson.normalizer = { ...normalizer, lowercase: opts.lowercase };
@@ -172,12 +175,7 @@ export function loadTokenizer(dir: string, opts: LoadTokenizerOptions = {}): Wor
     tokenizerJson.pre_tokenizer = withBytePrefixSpace(tokenizerJson.pre_tokenizer);
   } else if (existsSync(vocabPath)) {
     source = vocabPath;
-    let text: string;
-    try {
-      text = readFileSync(vocabPath, "utf8");
-    } catch (err) {
-      throw new NerEngineError(`cannot read vocabulary: ${(err as Error).message}`, vocabPath);
-    }
+    const text = readTokenizerText(vocabPath);
     // One token per line; only the newline is stripped (as HF's load_vocab), plus a CR for CRLF files.
     const vocab = text.split("\n").map((line) => (line.endsWith("\r") ? line.slice(0, -1) : line));
     if (vocab.length > 0 && vocab[vocab.length - 1] === "") vocab.pop();
