@@ -56,10 +56,11 @@ async function saveBattery(n) {
     const dir = path.join(work, `save-${i}`);
     // Alternate saves of A and B into the same folder until killed.
     const p = child(`${setup}\nconst dir = ${JSON.stringify(dir)}; await A.save(dir); console.log("ready");\nfor (let k = 1; ; k++) await (k % 2 ? B : A).save(dir);`);
+    const closed = new Promise((resolve) => p.on("close", resolve));
     await new Promise((resolve) => p.stdout.once("data", resolve));
     await sleep(Math.random() * 400);  // random moments within a few saves
     p.kill("SIGKILL");
-    await new Promise((resolve) => p.on("close", resolve));
+    await closed;
     const check = run(`
 import { Tagger } from ${JSON.stringify(path.join(root, "dist/model/tagger.js"))};
 try { await Tagger.load(${JSON.stringify(dir)}, { device: "cpu" }); console.log("loads"); } catch (e) { console.log("error: " + e.message); }`);
@@ -95,9 +96,10 @@ async function trainBattery(n) {
   for (let i = 0; i < n; i++) {
     const out = path.join(work, `train-${i}`);
     const p = spawn(process.execPath, [cli, ...train(out)], { env, stdio: "ignore" });
+    const closed = new Promise((resolve) => p.on("close", resolve));  // it may end before the kill
     await sleep(300 + Math.random() * 2500);
     p.kill("SIGKILL");
-    await new Promise((resolve) => p.on("close", resolve));
+    await closed;
     if (!existsSync(path.join(out, "last"))) {
       counts.notStarted++;
       continue;
