@@ -1,16 +1,20 @@
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { encodeSentences, IGNORE_LABEL, mergeWindowPredictions, planWindows, pretokenize, type EncodedCorpus } from "../src/data/alignment.js";
 import { loadTokenizer } from "../src/text/tokenizer.js";
 import { NerEngineError } from "../src/errors.js";
 import type { Sentence } from "../src/data/types.js";
 import { hf } from "../src/text/vocab.js";
+import type { WordTokenizer } from "../src/text/tokenizer.js";
+import { has, itNeeding, SHARED } from "./helpers/shared.js";
 
-const SHARED = resolve(import.meta.dirname, "../../shared");
 const BERT_DIR = join(SHARED, "tokenizers/bert-base-uncased");
 const CONLL_TRAIN = join(SHARED, "data/conll2003/train.txt");
+const haveShared = has(BERT_DIR, CONLL_TRAIN);
+/** A test that reads bert-base-uncased or CoNLL-2003 from ../shared: without them it skips and its name says why. */
+const sharedIt = itNeeding(BERT_DIR, CONLL_TRAIN);
 
 const tempDirs: string[] = [];
 function tempDir(): string {
@@ -46,8 +50,8 @@ function readConll(path: string, maxSentences: number): Sentence[] {
   return sentences;
 }
 
-const conll = readConll(CONLL_TRAIN, 3000);
-const tok = loadTokenizer(BERT_DIR);
+const conll = haveShared ? readConll(CONLL_TRAIN, 3000) : [];
+const tok = haveShared ? loadTokenizer(BERT_DIR) : (undefined as unknown as WordTokenizer);
 const tags = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"];
 const labelIds = (tag: string) => {
   const i = tags.indexOf(tag);
@@ -61,7 +65,7 @@ function windowSlice(enc: EncodedCorpus, arr: Int32Array, w: number): number[] {
 }
 
 describe("loadTokenizer", () => {
-  it("loads bert-base-uncased from tokenizer.json", () => {
+  sharedIt("loads bert-base-uncased from tokenizer.json", () => {
     expect(tok.source.endsWith("tokenizer.json")).toBe(true);
     expect([tok.clsId, tok.sepId, tok.padId, tok.unkId, tok.vocabSize]).toEqual([101, 102, 0, 100, 30522]);
     expect(tok.idToToken(101)).toBe("[CLS]");
@@ -79,13 +83,13 @@ describe("loadTokenizer", () => {
     expect(() => tok.idToToken(10 ** 6)).toThrow(NerEngineError);
   });
 
-  it("caches per word and returns frozen arrays", () => {
+  sharedIt("caches per word and returns frozen arrays", () => {
     const a = tok.tokenizeWord("Blackburn");
     expect(tok.tokenizeWord("Blackburn")).toBe(a);
     expect(Object.isFrozen(a)).toBe(true);
   });
 
-  it("gives the same ids from vocab.txt alone as from tokenizer.json on CoNLL words", () => {
+  sharedIt("gives the same ids from vocab.txt alone as from tokenizer.json on CoNLL words", () => {
     const dir = tempDir();
     copyFileSync(join(BERT_DIR, "vocab.txt"), join(dir, "vocab.txt"));
     const fromVocab = loadTokenizer(dir); // no config: BERT default do_lower_case = true
@@ -103,7 +107,7 @@ describe("loadTokenizer", () => {
     expect(unk / words.size).toBeLessThan(0.01);
   });
 
-  it("honours do_lower_case and the lowercase option", () => {
+  sharedIt("honours do_lower_case and the lowercase option", () => {
     const dir = tempDir();
     copyFileSync(join(BERT_DIR, "vocab.txt"), join(dir, "vocab.txt"));
     writeFileSync(join(dir, "tokenizer_config.json"), JSON.stringify({ do_lower_case: false }));
@@ -138,9 +142,9 @@ describe("loadTokenizer", () => {
 
 describe("encodeSentences", () => {
   const sentence: Sentence = { tokens: ["Peter", "Blackburnshire", "visits", "Zürich"], tags: ["B-PER", "I-PER", "O", "B-LOC"] };
-  const pieces = sentence.tokens.map((w) => tok.tokenizeWord(w));
+  const pieces = haveShared ? sentence.tokens.map((w) => tok.tokenizeWord(w)) : [];
 
-  it("maps sub-tokens to words and labels only first sub-tokens by default", () => {
+  sharedIt("maps sub-tokens to words and labels only first sub-tokens by default", () => {
     expect(pieces[1].length).toBeGreaterThan(1); // the test needs a multi-piece word
     const enc = encodeSentences(tok, [sentence], { maxLength: 128, labelAllSubtokens: false, labelIds });
     expect(enc.numWindows).toBe(1);
@@ -154,7 +158,7 @@ describe("encodeSentences", () => {
     expect([enc.windowSentence[0], enc.windowWordStart[0], enc.windowWordCount[0]]).toEqual([0, 0, 4]);
   });
 
-  it("labels all sub-tokens with B-X continuations as I-X when asked", () => {
+  sharedIt("labels all sub-tokens with B-X continuations as I-X when asked", () => {
     const s: Sentence = { tokens: ["Blackburnshire", "Blackburnshire"], tags: ["B-LOC", "I-LOC"] };
     const n = tok.tokenizeWord("Blackburnshire").length;
     const enc = encodeSentences(tok, [s], { maxLength: 64, labelAllSubtokens: true, labelIds });
@@ -164,7 +168,7 @@ describe("encodeSentences", () => {
     expect(enc.wordStarts.reduce((a, x) => a + x, 0)).toBe(2);
   });
 
-  it("accepts plain word lists (all labels ignored) and rejects tag/token mismatches", () => {
+  sharedIt("accepts plain word lists (all labels ignored) and rejects tag/token mismatches", () => {
     const enc = encodeSentences(tok, [["hello", "world"], [], ["again"]], { maxLength: 16, labelAllSubtokens: false });
     expect(enc.numWindows).toBe(2); // the empty sentence gets no window
     expect(Array.from(enc.windowSentence)).toEqual([0, 2]);
@@ -175,7 +179,7 @@ describe("encodeSentences", () => {
     expect(() => encodeSentences(tok, [["a"]], { maxLength: 16, stride: 14, labelAllSubtokens: false })).toThrow(NerEngineError);
   });
 
-  it("splits a long sentence into overlapping windows that predict every word once", () => {
+  sharedIt("splits a long sentence into overlapping windows that predict every word once", () => {
     const vocabWords = ["the", "Commission", "disagreed", "unaffable", "Blackburnshire", "1996-08-22", "U.S.", "a", "Zürich", "boycott"];
     const tokens = Array.from({ length: 400 }, (_, i) => vocabWords[(i * 7) % vocabWords.length]);
     const s: Sentence = { tokens, tags: tokens.map((_, i) => (i % 3 === 0 ? "B-ORG" : "O")) };
@@ -216,7 +220,7 @@ describe("encodeSentences", () => {
     expect(uneven.map((p) => p.ownEnd - p.ownStart).reduce((a, b) => a + b)).toBe(8);
   });
 
-  it("truncates a single word longer than the window to its first sub-tokens", () => {
+  sharedIt("truncates a single word longer than the window to its first sub-tokens", () => {
     const huge = "!".repeat(50); // 50 punctuation sub-tokens
     const enc = encodeSentences(tok, [{ tokens: ["a", huge, "b"], tags: ["O", "B-MISC", "O"] }], { maxLength: 16, labelAllSubtokens: true, labelIds });
     const full = tok.tokenizeWord(huge);
@@ -226,7 +230,7 @@ describe("encodeSentences", () => {
     expect(windowSlice(enc, enc.inputIds, hugeWindow)).toEqual([tok.clsId, ...full.slice(0, 14), tok.sepId]);
   });
 
-  it("fills windows with same-document context, unlabelled and not owned", () => {
+  sharedIt("fills windows with same-document context, unlabelled and not owned", () => {
     const doc = (docId: number, words: string[]): Sentence => ({ tokens: words, tags: words.map(() => "O"), docId });
     const sents = [
       doc(0, ["alpha", "one"]),
@@ -250,7 +254,7 @@ describe("encodeSentences", () => {
     expect(mergeWindowPredictions(tight, Array.from({ length: tight.numWindows }, (_, w) => Array(tight.windowWordCount[w]).fill(1)).flat())).toEqual(sents.map((s) => s.tokens.map(() => 1)));
   });
 
-  it("encodes CoNLL with document context within maxLength", () => {
+  sharedIt("encodes CoNLL with document context within maxLength", () => {
     const enc = encodeSentences(tok, conll, { maxLength: 128, labelAllSubtokens: false, labelIds, documentContext: true });
     const words = conll.reduce((a, s) => a + s.tokens.length, 0);
     expect(enc.wordStarts.reduce((a, x) => a + x, 0)).toBe(words);
@@ -261,7 +265,7 @@ describe("encodeSentences", () => {
     expect(meanLen).toBeGreaterThan(100);
   });
 
-  it("rejects prediction lists that do not match the windows", () => {
+  sharedIt("rejects prediction lists that do not match the windows", () => {
     const enc = encodeSentences(tok, [["a", "b"]], { maxLength: 16, labelAllSubtokens: false });
     expect(() => mergeWindowPredictions(enc, [])).toThrow(NerEngineError);
     expect(() => mergeWindowPredictions(enc, [1])).toThrow(NerEngineError);
@@ -286,7 +290,7 @@ describe("pretokenize", () => {
     for (const w of words) expect(text.slice(w.start, w.end)).toBe(w.word);
   });
 
-  it("agrees with the HF tokenizer on whole texts", () => {
+  sharedIt("agrees with the HF tokenizer on whole texts", () => {
     const json = JSON.parse(readFileSync(join(BERT_DIR, "tokenizer.json"), "utf8"));
     const full = new hf.Tokenizer(json, {});
     const texts = [

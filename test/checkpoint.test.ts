@@ -2,16 +2,15 @@ import { afterAll, describe, expect, it } from "vitest";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { fileURLToPath } from "node:url";
 import { NerEngineError } from "../src/errors.js";
 import { normaliseTensorName, readCheckpoint, writeCheckpoint } from "../src/model/checkpoint.js";
 import { labelList, parseEncoderConfig as parseBertConfig, type EncoderConfig as BertConfig } from "../src/model/encoder-config.js";
 import { tensorShapes } from "./helpers/checkpoints.js";
 import { serializeSafetensors, toFloat32, type TensorToWrite, type TensorView } from "../src/model/safetensors.js";
+import { FIXTURE_SETS, fixtureTitle, has, LOCAL_FIXTURES } from "./helpers/shared.js";
 
-const FIXTURES = fileURLToPath(new URL("../../shared/fixtures/", import.meta.url));
-const TINY = path.join(FIXTURES, "tiny-bert-ner");
-const TINY_BIN = path.join(FIXTURES, "tiny-bert-ner-bin");
+// The committed one (test/fixtures, made by scripts/make-fixtures.py): HF's own pytorch_model.bin.
+const TINY_BIN = path.join(LOCAL_FIXTURES, "tiny-bert-ner-bin");
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), "ner-checkpoint-test-"));
 afterAll(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
@@ -62,38 +61,49 @@ function writeSmall(dir: string, tensors = smallTensors(), config: object = SMAL
   writeCheckpoint(dir, { config, tensors });
 }
 
-describe("readCheckpoint on the tiny-bert-ner fixture", () => {
-  it("loads config, weights and tokenizer presence, and every tensor of the encoder and classifier with its shape", () => {
-    const ckpt = readCheckpoint(TINY);
-    expect(ckpt.config.hidden_size).toBe(64);
-    expect(ckpt.config.num_hidden_layers).toBe(2);
-    expect(ckpt.config.hidden_act).toBe("gelu");
-    expect(labelList(ckpt.config)).toEqual(["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]);
-    expect(ckpt.config.label2id["B-MISC"]).toBe(7);
-    expect(ckpt.hasTokenizer).toBe(true);
-    expect(ckpt.fileBytes).toHaveLength(1);
-    expect(ckpt.weights.get("bert.embeddings.word_embeddings.weight")?.data.buffer).toBe(ckpt.fileBytes[0].buffer);
-    const shape = { vocabSize: 30522, hidden: 64, layers: 2, heads: 4, intermediate: 128, maxPositions: 128, typeVocab: 2, eps: 1e-12, act: "gelu" as const, labels: labelList(ckpt.config) };
-    for (const [name, dims] of tensorShapes(shape)) expect(ckpt.weights.get(name)?.shape, name).toEqual(dims);
-  });
-
-  it("survives a write/read round trip bitwise", () => {
-    const src = readCheckpoint(TINY);
-    const dir = freshDir("roundtrip");
-    writeCheckpoint(dir, {
-      config: src.config.hf,
-      tensors: [...src.weights.values()],
-      tokenizerFiles: { "tokenizer.json": fs.readFileSync(path.join(TINY, "tokenizer.json")) },
+// On the committed small fixture (test/fixtures) and on ../shared's (hidden 64, vocab 30522).
+for (const set of FIXTURE_SETS) {
+  const TINY = path.join(set.dir, "tiny-bert-ner");
+  describe.skipIf(!has(TINY))(fixtureTitle("readCheckpoint on the tiny-bert-ner fixture", set, "tiny-bert-ner"), () => {
+    it("loads config, weights and tokenizer presence, and every tensor of the encoder and classifier with its shape", () => {
+      const ckpt = readCheckpoint(TINY);
+      const hf = JSON.parse(fs.readFileSync(path.join(TINY, "config.json"), "utf8"));
+      expect(ckpt.config.hidden_size).toBe(hf.hidden_size);
+      expect(ckpt.config.num_hidden_layers).toBe(2);
+      expect(ckpt.config.hidden_act).toBe("gelu");
+      expect(labelList(ckpt.config)).toEqual(["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]);
+      expect(ckpt.config.label2id["B-MISC"]).toBe(7);
+      expect(ckpt.hasTokenizer).toBe(true);
+      expect(ckpt.fileBytes).toHaveLength(1);
+      expect(ckpt.weights.get("bert.embeddings.word_embeddings.weight")?.data.buffer).toBe(ckpt.fileBytes[0].buffer);
+      const shape = {
+        vocabSize: hf.vocab_size, hidden: hf.hidden_size, layers: hf.num_hidden_layers, heads: hf.num_attention_heads, intermediate: hf.intermediate_size,
+        maxPositions: hf.max_position_embeddings, typeVocab: hf.type_vocab_size, eps: 1e-12, act: "gelu" as const, labels: labelList(ckpt.config),
+      };
+      for (const [name, dims] of tensorShapes(shape)) expect(ckpt.weights.get(name)?.shape, name).toEqual(dims);
+      expect(ckpt.weights.size).toBe(tensorShapes(shape).length);
     });
-    const back = readCheckpoint(dir);
-    expect(back.config).toEqual(src.config);
-    expect(back.hasTokenizer).toBe(true);
-    expect(back.weights.size).toBe(src.weights.size);
-    for (const [name, t] of src.weights) {
-      expect(Buffer.from(back.weights.get(name)!.data).equals(Buffer.from(t.data))).toBe(true);
-    }
+
+    it("survives a write/read round trip bitwise", () => {
+      const src = readCheckpoint(TINY);
+      const dir = freshDir("roundtrip");
+      // ../shared's has a tokenizer.json; the committed one only vocab.txt (no fast tokenizers in the HF kit).
+      const tokenizerFile = ["tokenizer.json", "vocab.txt"].find((f) => fs.existsSync(path.join(TINY, f)))!;
+      writeCheckpoint(dir, {
+        config: src.config.hf,
+        tensors: [...src.weights.values()],
+        tokenizerFiles: { [tokenizerFile]: fs.readFileSync(path.join(TINY, tokenizerFile)) },
+      });
+      const back = readCheckpoint(dir);
+      expect(back.config).toEqual(src.config);
+      expect(back.hasTokenizer).toBe(true);
+      expect(back.weights.size).toBe(src.weights.size);
+      for (const [name, t] of src.weights) {
+        expect(Buffer.from(back.weights.get(name)!.data).equals(Buffer.from(t.data))).toBe(true);
+      }
+    });
   });
-});
+}
 
 describe("parseBertConfig", () => {
   it("fills HF BertConfig defaults", () => {

@@ -10,6 +10,7 @@ import { readCheckpoint } from "../src/model/checkpoint.js";
 import { parseEncoderConfig } from "../src/model/encoder-config.js";
 import { loadTokenizer } from "../src/text/tokenizer.js";
 import { SHARED } from "./helpers/checkpoints.js";
+import { needs } from "./helpers/shared.js";
 import { maxMaskedDiff } from "./helpers/compare.js";
 
 const FIXTURES = path.join(SHARED, "fixtures");
@@ -75,7 +76,7 @@ describe.skipIf(!haveFixtures)(`encoder families vs HF transformers (needs ${FIX
   });
 });
 
-describe.skipIf(!existsSync(path.join(FIXTURES, "tiny-distilbert-ner")))("DistilBERT sinusoidal positions", () => {
+describe.skipIf(!existsSync(path.join(FIXTURES, "tiny-distilbert-ner")))(`DistilBERT sinusoidal positions (${needs(path.join(FIXTURES, "tiny-distilbert-ner"))})`, () => {
   it("a new model gets HF's fixed sin/cos table, and training leaves it as it is", async () => {
     const dir = path.join(FIXTURES, "tiny-distilbert-ner");
     const hf = { ...JSON.parse(readFileSync(path.join(dir, "config.json"), "utf8")), sinusoidal_pos_embds: true };

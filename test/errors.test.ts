@@ -12,8 +12,12 @@ import { readCheckpoint, writeCheckpoint } from "../src/model/checkpoint.js";
 import { native, type NativeTagger } from "../src/model/native.js";
 import { toFloat32, type TensorToWrite } from "../src/model/safetensors.js";
 import { SHARED, TINY_BERT } from "./helpers/checkpoints.js";
+import { FIXTURE_SETS, fixtureTitle, has, needs } from "./helpers/shared.js";
 
 const TINY_BERT_BIN = path.join(SHARED, "fixtures/tiny-bert-ner-bin");
+// The forward and native tests below use ../shared's tiny-bert-ner (hidden 64, vocab 30522, 128 positions): on a clone they skip.
+const haveFixture = has(TINY_BERT, TINY_BERT_BIN);
+const needsFixture = needs(TINY_BERT, TINY_BERT_BIN);
 const tmpRoot = mkdtempSync(path.join(tmpdir(), "ner-errors-"));
 afterAll(() => rmSync(tmpRoot, { recursive: true, force: true }));
 
@@ -44,15 +48,15 @@ function writeRaw(file: string, header: object, data: Buffer): void {
 }
 
 /** The fixture's tensors (F32), for rewriting into a broken checkpoint. */
-function fixtureTensors(): TensorToWrite[] {
-  const ck = readCheckpoint(TINY_BERT);
+function fixtureTensors(from = TINY_BERT): TensorToWrite[] {
+  const ck = readCheckpoint(from);
   return [...ck.weights].map(([name, view]) => ({ name, dtype: "F32" as const, shape: view.shape, data: Float32Array.from(toFloat32(view)) }));
 }
 
-function rewriteTensors(dir: string, edit: (tensors: TensorToWrite[]) => TensorToWrite[]): void {
-  const config = JSON.parse(readFileSync(path.join(TINY_BERT, "config.json"), "utf8"));
+function rewriteTensors(dir: string, edit: (tensors: TensorToWrite[]) => TensorToWrite[], from = TINY_BERT): void {
+  const config = JSON.parse(readFileSync(path.join(from, "config.json"), "utf8"));
   rmSync(path.join(dir, "model.safetensors"));
-  writeCheckpoint(dir, { config, tensors: edit(fixtureTensors()) });
+  writeCheckpoint(dir, { config, tensors: edit(fixtureTensors(from)) });
 }
 
 async function loadError(dir: string): Promise<Error> {
@@ -75,150 +79,166 @@ const VALID: ForwardInput = {
   ],
 };
 
-describe("Engine.load refuses broken checkpoints with a clear error", () => {
-  it("missing config.json", async () => {
-    const dir = copyFixture();
-    rmSync(path.join(dir, "config.json"));
-    const err = await loadError(dir);
-    expect(err.message).toContain("config.json is missing");
-    expect(err.message).toContain(path.join(dir, "config.json"));
-  });
+// On the committed small fixture (test/fixtures) and on ../shared's.
+for (const set of FIXTURE_SETS) {
+  const TINY = path.join(set.dir, "tiny-bert-ner");
+  const BIN = path.join(set.dir, "tiny-bert-ner-bin");
+  const FORWARD = path.join(set.dir, "bert-forward.json");
+  describe.skipIf(!has(TINY, BIN, FORWARD))(fixtureTitle("Engine.load refuses broken checkpoints with a clear error", set, "tiny-bert-ner", "tiny-bert-ner-bin", "bert-forward.json"), () => {
+    let H: number, K: number;
+    beforeAll(() => {
+      const config = JSON.parse(readFileSync(path.join(TINY, "config.json"), "utf8"));
+      H = config.hidden_size;
+      K = Object.keys(config.id2label).length;
+    });
 
-  it("config.json that is not JSON", async () => {
-    const dir = copyFixture();
-    writeFileSync(path.join(dir, "config.json"), '{"hidden_size": 64,');
-    const err = await loadError(dir);
-    expect(err.message).toMatch(/config\.json is not valid JSON/);
-    expect(err.message).toContain(path.join(dir, "config.json"));
-  });
+    it("missing config.json", async () => {
+      const dir = copyFixture(TINY);
+      rmSync(path.join(dir, "config.json"));
+      const err = await loadError(dir);
+      expect(err.message).toContain("config.json is missing");
+      expect(err.message).toContain(path.join(dir, "config.json"));
+    });
 
-  it("config.json with a bad field", async () => {
-    const dir = copyFixture();
-    const config = JSON.parse(readFileSync(path.join(dir, "config.json"), "utf8"));
-    writeFileSync(path.join(dir, "config.json"), JSON.stringify({ ...config, num_hidden_layers: -2 }));
-    let err = await loadError(dir);
-    expect(err.message).toContain('field "num_hidden_layers" must be a positive integer, got -2');
-    expect(err.message).toContain(path.join(dir, "config.json"));
-    writeFileSync(path.join(dir, "config.json"), JSON.stringify({ ...config, hidden_act: "mish" }));
-    err = await loadError(dir);
-    expect(err.message).toMatch(/field "hidden_act" must be one of .*got "mish"/);
-    writeFileSync(path.join(dir, "config.json"), JSON.stringify({ ...config, num_attention_heads: 5 }));
-    err = await loadError(dir);
-    expect(err.message).toContain('field "hidden_size" must be divisible by num_attention_heads (5)');
-  });
+    it("config.json that is not JSON", async () => {
+      const dir = copyFixture(TINY);
+      writeFileSync(path.join(dir, "config.json"), '{"hidden_size": 64,');
+      const err = await loadError(dir);
+      expect(err.message).toMatch(/config\.json is not valid JSON/);
+      expect(err.message).toContain(path.join(dir, "config.json"));
+    });
 
-  it("truncated model.safetensors", async () => {
-    const dir = copyFixture();
-    const file = path.join(dir, "model.safetensors");
-    const bytes = readFileSync(file);
-    rmSync(file);
-    writeFileSync(file, bytes.subarray(0, Math.floor(bytes.length / 2)));
-    let err = await loadError(dir);
-    expect(err.message).toMatch(/run beyond the \d+-byte data buffer \(truncated file/);
-    expect(err.message).toContain(file);
-    // Cut inside the header too, and below the 8-byte length prefix.
-    rmSync(file);
-    writeFileSync(file, bytes.subarray(0, 100));
-    err = await loadError(dir);
-    expect(err.message).toMatch(/truncated safetensors file: header length \d+ runs beyond the file \(100 bytes\)/);
-    rmSync(file);
-    writeFileSync(file, bytes.subarray(0, 5));
-    err = await loadError(dir);
-    expect(err.message).toContain("truncated safetensors file: 5 bytes");
-  });
+    it("config.json with a bad field", async () => {
+      const dir = copyFixture(TINY);
+      const config = JSON.parse(readFileSync(path.join(dir, "config.json"), "utf8"));
+      writeFileSync(path.join(dir, "config.json"), JSON.stringify({ ...config, num_hidden_layers: -2 }));
+      let err = await loadError(dir);
+      expect(err.message).toContain('field "num_hidden_layers" must be a positive integer, got -2');
+      expect(err.message).toContain(path.join(dir, "config.json"));
+      writeFileSync(path.join(dir, "config.json"), JSON.stringify({ ...config, hidden_act: "mish" }));
+      err = await loadError(dir);
+      expect(err.message).toMatch(/field "hidden_act" must be one of .*got "mish"/);
+      writeFileSync(path.join(dir, "config.json"), JSON.stringify({ ...config, num_attention_heads: 5 }));
+      err = await loadError(dir);
+      expect(err.message).toContain('field "hidden_size" must be divisible by num_attention_heads (5)');
+    });
 
-  it("a header whose offsets point outside the file", async () => {
-    const dir = copyFixture();
-    const file = path.join(dir, "model.safetensors");
-    const { header, data } = readRaw(file);
-    const name = "bert.encoder.layer.0.attention.self.query.bias";
-    const size = header[name].data_offsets[1] - header[name].data_offsets[0];
-    header[name].data_offsets = [data.length + 1000, data.length + 1000 + size];
-    writeRaw(file, header, data);
-    const err = await loadError(dir);
-    expect(err.message).toContain(`tensor "${name}"`);
-    expect(err.message).toMatch(/data_offsets \[\d+, \d+\] run beyond the \d+-byte data buffer/);
-  });
+    it("truncated model.safetensors", async () => {
+      const dir = copyFixture(TINY);
+      const file = path.join(dir, "model.safetensors");
+      const bytes = readFileSync(file);
+      rmSync(file);
+      writeFileSync(file, bytes.subarray(0, Math.floor(bytes.length / 2)));
+      let err = await loadError(dir);
+      expect(err.message).toMatch(/run beyond the \d+-byte data buffer \(truncated file/);
+      expect(err.message).toContain(file);
+      // Cut inside the header too, and below the 8-byte length prefix.
+      rmSync(file);
+      writeFileSync(file, bytes.subarray(0, 100));
+      err = await loadError(dir);
+      expect(err.message).toMatch(/truncated safetensors file: header length \d+ runs beyond the file \(100 bytes\)/);
+      rmSync(file);
+      writeFileSync(file, bytes.subarray(0, 5));
+      err = await loadError(dir);
+      expect(err.message).toContain("truncated safetensors file: 5 bytes");
+    });
 
-  it("overlapping offsets", async () => {
-    const dir = copyFixture();
-    const file = path.join(dir, "model.safetensors");
-    const { header, data } = readRaw(file);
-    // Two [64] tensors: make the second alias the first's bytes.
-    const a = "bert.encoder.layer.0.attention.self.key.bias";
-    const b = "bert.encoder.layer.0.attention.self.query.bias";
-    header[b].data_offsets = [...header[a].data_offsets];
-    writeRaw(file, header, data);
-    const err = await loadError(dir);
-    expect(err.message).toMatch(/data_offsets \[\d+, \d+\] overlap tensor "bert\.encoder\.layer\.0\.attention\.self\.(key|query)\.bias"/);
-    expect(err.message).toContain(file);
-  });
+    it("a header whose offsets point outside the file", async () => {
+      const dir = copyFixture(TINY);
+      const file = path.join(dir, "model.safetensors");
+      const { header, data } = readRaw(file);
+      const name = "bert.encoder.layer.0.attention.self.query.bias";
+      const size = header[name].data_offsets[1] - header[name].data_offsets[0];
+      header[name].data_offsets = [data.length + 1000, data.length + 1000 + size];
+      writeRaw(file, header, data);
+      const err = await loadError(dir);
+      expect(err.message).toContain(`tensor "${name}"`);
+      expect(err.message).toMatch(/data_offsets \[\d+, \d+\] run beyond the \d+-byte data buffer/);
+    });
 
-  it("a tensor with the wrong shape", async () => {
-    const dir = copyFixture();
-    const name = "bert.encoder.layer.0.attention.self.query.weight";
-    rewriteTensors(dir, (ts) => ts.map((t) => (t.name === name ? { ...t, shape: [32, 128] } : t)));
-    const err = await loadError(dir);
-    expect(err.message).toContain(`tensor "${name}" has shape [32, 128], expected [64, 64]`);
-    expect(err.message).toContain(dir);
-  });
+    it("overlapping offsets", async () => {
+      const dir = copyFixture(TINY);
+      const file = path.join(dir, "model.safetensors");
+      const { header, data } = readRaw(file);
+      // Two [hidden] tensors: make the second alias the first's bytes.
+      const a = "bert.encoder.layer.0.attention.self.key.bias";
+      const b = "bert.encoder.layer.0.attention.self.query.bias";
+      header[b].data_offsets = [...header[a].data_offsets];
+      writeRaw(file, header, data);
+      const err = await loadError(dir);
+      expect(err.message).toMatch(/data_offsets \[\d+, \d+\] overlap tensor "bert\.encoder\.layer\.0\.attention\.self\.(key|query)\.bias"/);
+      expect(err.message).toContain(file);
+    });
 
-  it("a classifier for another label set (saved model: the head is required)", async () => {
-    const dir = copyFixture();
-    rewriteTensors(dir, (ts) =>
-      ts.map((t) =>
-        t.name === "classifier.weight" ? { ...t, shape: [4, 64], data: t.data.slice(0, 4 * 64) } : t.name === "classifier.bias" ? { ...t, shape: [4], data: t.data.slice(0, 4) } : t,
-      ),
-    );
-    const err = await loadError(dir);
-    expect(err.message).toContain('tensor "classifier.weight" has shape [4, 64], expected [9, 64]');
-  });
+    it("a tensor with the wrong shape", async () => {
+      const dir = copyFixture(TINY);
+      const name = "bert.encoder.layer.0.attention.self.query.weight";
+      // As many values as [H, H] (for H = 64: [32, 128]).
+      rewriteTensors(dir, (ts) => ts.map((t) => (t.name === name ? { ...t, shape: [H / 2, 2 * H] } : t)), TINY);
+      const err = await loadError(dir);
+      expect(err.message).toContain(`tensor "${name}" has shape [${H / 2}, ${2 * H}], expected [${H}, ${H}]`);
+      expect(err.message).toContain(dir);
+    });
 
-  it("a tensor with the wrong dtype (I64)", async () => {
-    const dir = copyFixture();
-    const name = "bert.embeddings.LayerNorm.bias";
-    rewriteTensors(dir, (ts) => ts.map((t) => (t.name === name ? { name, dtype: "I64" as const, shape: t.shape, data: new BigInt64Array(t.shape[0]) } : t)));
-    const err = await loadError(dir);
-    expect(err.message).toMatch(new RegExp(`tensor "${name.replaceAll(".", "\\.")}" has dtype (Long|I64|int64), expected a floating-point type`));
-    expect(err.message).toContain(dir);
-  });
+    it("a classifier for another label set (saved model: the head is required)", async () => {
+      const dir = copyFixture(TINY);
+      rewriteTensors(dir, (ts) =>
+        ts.map((t) =>
+          t.name === "classifier.weight" ? { ...t, shape: [4, H], data: t.data.slice(0, 4 * H) } : t.name === "classifier.bias" ? { ...t, shape: [4], data: t.data.slice(0, 4) } : t,
+        ),
+        TINY,
+      );
+      const err = await loadError(dir);
+      expect(err.message).toContain(`tensor "classifier.weight" has shape [4, ${H}], expected [${K}, ${H}]`);
+    });
 
-  it("a missing tensor", async () => {
-    const dir = copyFixture();
-    const name = "bert.encoder.layer.1.output.dense.weight";
-    rewriteTensors(dir, (ts) => ts.filter((t) => t.name !== name));
-    const err = await loadError(dir);
-    expect(err.message).toContain(`checkpoint is missing tensor "${name}"`);
-    expect(err.message).toContain(dir);
-  });
+    it("a tensor with the wrong dtype (I64)", async () => {
+      const dir = copyFixture(TINY);
+      const name = "bert.embeddings.LayerNorm.bias";
+      rewriteTensors(dir, (ts) => ts.map((t) => (t.name === name ? { name, dtype: "I64" as const, shape: t.shape, data: new BigInt64Array(t.shape[0]) } : t)), TINY);
+      const err = await loadError(dir);
+      expect(err.message).toMatch(new RegExp(`tensor "${name.replaceAll(".", "\\.")}" has dtype (Long|I64|int64), expected a floating-point type`));
+      expect(err.message).toContain(dir);
+    });
 
-  it("no weights file at all", async () => {
-    const dir = copyFixture();
-    rmSync(path.join(dir, "model.safetensors"));
-    const err = await loadError(dir);
-    expect(err.message).toContain("no weights: expected model.safetensors");
-  });
+    it("a missing tensor", async () => {
+      const dir = copyFixture(TINY);
+      const name = "bert.encoder.layer.1.output.dense.weight";
+      rewriteTensors(dir, (ts) => ts.filter((t) => t.name !== name), TINY);
+      const err = await loadError(dir);
+      expect(err.message).toContain(`checkpoint is missing tensor "${name}"`);
+      expect(err.message).toContain(dir);
+    });
 
-  it("pytorch_model.bin only: refuses the pickle and says how to convert", async () => {
-    // Read-only use of the shared folder: the refusal happens before anything is written.
-    const err = await loadError(TINY_BERT_BIN);
-    expect(err.message).toContain(TINY_BERT_BIN);
-    expect(err.message).toContain("pytorch_model.bin");
-    expect(err.message).toMatch(/pickle/);
-    expect(err.message).toMatch(/arbitrary code/);
-    expect(err.message).toContain("save_pretrained");
-    expect(err.message).toContain("safe_serialization=True");
-    expect(err.message).toContain("model.safetensors");
-  });
+    it("no weights file at all", async () => {
+      const dir = copyFixture(TINY);
+      rmSync(path.join(dir, "model.safetensors"));
+      const err = await loadError(dir);
+      expect(err.message).toContain("no weights: expected model.safetensors");
+    });
 
-  it("a good checkpoint still loads after all that (nothing global was left broken)", async () => {
-    const engine = await Engine.load(copyFixture(), { device: "cpu" });
-    const out = await engine.forward(VALID);
-    expect(out.logits!.dims).toEqual([2, 4, 9]);
-  });
-});
+    it("pytorch_model.bin only: refuses the pickle and says how to convert", async () => {
+      // Read-only use of the fixture folder: the refusal happens before anything is written.
+      const err = await loadError(BIN);
+      expect(err.message).toContain(BIN);
+      expect(err.message).toContain("pytorch_model.bin");
+      expect(err.message).toMatch(/pickle/);
+      expect(err.message).toMatch(/arbitrary code/);
+      expect(err.message).toContain("save_pretrained");
+      expect(err.message).toContain("safe_serialization=True");
+      expect(err.message).toContain("model.safetensors");
+    });
 
-describe("engine.forward rejects malformed batches and keeps working", () => {
+    it("a good checkpoint still loads after all that (nothing global was left broken)", async () => {
+      const engine = await Engine.load(copyFixture(TINY), { device: "cpu" });
+      const f = JSON.parse(readFileSync(FORWARD, "utf8"));
+      const out = await engine.forward({ inputIds: f.input_ids, attentionMask: f.attention_mask, tokenTypeIds: f.token_type_ids });
+      expect(out.logits!.dims).toEqual(f.shape_logits);
+    });
+  });
+}
+
+describe.skipIf(!haveFixture)(`engine.forward rejects malformed batches and keeps working (${needsFixture})`, () => {
   let engine: Engine;
   let baseline: Float32Array;
 
@@ -297,7 +317,7 @@ describe("engine.forward rejects malformed batches and keeps working", () => {
   });
 });
 
-describe("errors raised inside native code (main thread and worker thread) leave the process alive", () => {
+describe.skipIf(!haveFixture)(`errors raised inside native code (main thread and worker thread) leave the process alive (${needsFixture})`, () => {
   let engine: Engine;
   let tagger: NativeTagger;
 

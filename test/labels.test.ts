@@ -1,4 +1,4 @@
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { NerEngineError } from "../src/errors.js";
 import {
@@ -16,8 +16,12 @@ import {
 } from "../src/data/labels.js";
 import { readAtis, readConll } from "../src/data/readers.js";
 import type { Sentence } from "../src/data/types.js";
+import { itNeeding, SHARED_DATA } from "./helpers/shared.js";
 
-const DATA = resolve(import.meta.dirname, "../../shared/data");
+const DATA = SHARED_DATA;
+const itWithValid = itNeeding(join(DATA, "conll2003/valid.txt"));
+const itWithTrain = itNeeding(join(DATA, "conll2003/train.txt"));
+const itWithAtis = itNeeding(join(DATA, "atis"));
 const sent = (...tags: string[]): Sentence => ({ tokens: tags.map((_, i) => `w${i}`), tags });
 
 describe("scheme conversion", () => {
@@ -39,7 +43,7 @@ describe("scheme conversion", () => {
     expect(iob2ToBioes(["O", "I-X", "I-X"])).toEqual(["O", "B-X", "E-X"]);
   });
 
-  it("round trip over all of CoNLL-2003 valid, and scheme detection", () => {
+  itWithValid("round trip over all of CoNLL-2003 valid, and scheme detection", () => {
     const { sentences } = readConll(join(DATA, "conll2003/valid.txt"));
     expect(detectScheme(sentences)).toBe("IOB2");
     const bioes = convertScheme(sentences, "IOB2", "IOBES");
@@ -75,7 +79,7 @@ describe("LabelSet", () => {
     expect(set.labels).toEqual(["O", "B-LOC", "B-PER", "E-LOC", "E-PER", "I-LOC", "I-PER", "S-LOC", "S-PER"]);
   });
 
-  it("CoNLL-2003 train gives the 9 labels", () => {
+  itWithTrain("CoNLL-2003 train gives the 9 labels", () => {
     const set = LabelSet.fromSentences(readConll(join(DATA, "conll2003/train.txt")).sentences);
     expect(set.labels).toEqual(["O", "B-LOC", "B-MISC", "B-ORG", "B-PER", "I-LOC", "I-MISC", "I-ORG", "I-PER"]);
   });
@@ -85,12 +89,15 @@ describe("LabelSet", () => {
     expect(() => new LabelSet([])).toThrow(NerEngineError);
   });
 
-  it("unseenLabels reports eval labels training never saw (ATIS dev vs train)", () => {
+  it("unseenLabels reports eval labels training never saw", () => {
     const train = LabelSet.fromSentences([sent("O", "B-PER"), sent("I-PER")]);
     expect(unseenLabels([sent("B-LOC", "O", "B-LOC", "B-ORG", "B-PER")], train)).toEqual([
       { label: "B-LOC", count: 2 },
       { label: "B-ORG", count: 1 },
     ]);
+  });
+
+  itWithAtis("unseenLabels on ATIS test vs train", () => {
     const atis = LabelSet.fromSentences(readAtis(join(DATA, "atis"), "train").sentences);
     expect(atis.size).toBe(120);
     const unseen = unseenLabels(readAtis(join(DATA, "atis"), "test").sentences, atis);
@@ -140,7 +147,7 @@ describe("transitionConstraints", () => {
     expect(end.map((v) => v === 0)).toEqual(labels.map((l) => /^(O|E-.*|S-.*)$/.test(l)));
   });
 
-  it("every gold CoNLL-2003 path scores 0 under the IOB2 and IOBES constraints", () => {
+  itWithValid("every gold CoNLL-2003 path scores 0 under the IOB2 and IOBES constraints", () => {
     const { sentences } = readConll(join(DATA, "conll2003/valid.txt"));
     for (const scheme of ["IOB2", "IOBES"] as const) {
       const data = scheme === "IOBES" ? convertScheme(sentences, "IOB2", "IOBES") : sentences;

@@ -1,12 +1,14 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NerEngineError } from "../src/errors.js";
 import { readAtis, readBio, readConll, readCorpus, readJson, readTextFile } from "../src/data/readers.js";
 import type { Corpus } from "../src/data/types.js";
+import { has, needs, SHARED_DATA } from "./helpers/shared.js";
 
-const DATA = resolve(import.meta.dirname, "../../shared/data");
+const DATA = SHARED_DATA;
+const DATA_SETS = ["conll2003", "mit_movie", "atis", "snips"].map((d) => join(DATA, d));
 
 const tokenCount = (c: Corpus): number => c.sentences.reduce((n, s) => n + s.tokens.length, 0);
 
@@ -21,7 +23,7 @@ function errorOf(fn: () => unknown): string {
   throw new Error("expected a NerEngineError, nothing was thrown");
 }
 
-describe("shared data sets", () => {
+describe.skipIf(!has(...DATA_SETS))(`shared data sets (${needs(...DATA_SETS)})`, () => {
   it.each([
     ["train.txt", 14041, 203621, 946],
     ["valid.txt", 3250, 51362, 216],

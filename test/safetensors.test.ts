@@ -1,8 +1,8 @@
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { fileURLToPath } from "node:url";
+import { FIXTURE_SETS, fixtureTitle, has } from "./helpers/shared.js";
 import { NerEngineError } from "../src/errors.js";
 import {
   DTYPE_SIZE,
@@ -14,8 +14,6 @@ import {
   type TensorView,
 } from "../src/model/safetensors.js";
 
-const FIXTURES = fileURLToPath(new URL("../../shared/fixtures/", import.meta.url));
-const TINY = path.join(FIXTURES, "tiny-bert-ner");
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), "ner-safetensors-test-"));
 afterAll(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
@@ -45,45 +43,52 @@ function expectError(fn: () => unknown, ...fragments: (string | RegExp)[]): void
   }
 }
 
-describe("parseSafetensors on the tiny-bert-ner fixture", () => {
-  const config = JSON.parse(fs.readFileSync(path.join(TINY, "config.json"), "utf8"));
-  const file = path.join(TINY, "model.safetensors");
-  const parsed = readSafetensorsFile(file);
+// On the committed small fixture (test/fixtures) and on ../shared's.
+for (const set of FIXTURE_SETS) {
+  const TINY = path.join(set.dir, "tiny-bert-ner");
+  describe.skipIf(!has(TINY))(fixtureTitle("parseSafetensors on the tiny-bert-ner fixture", set, "tiny-bert-ner"), () => {
+    let config: any;
+    let parsed: ReturnType<typeof readSafetensorsFile>;
+    beforeAll(() => {
+      config = JSON.parse(fs.readFileSync(path.join(TINY, "config.json"), "utf8"));
+      parsed = readSafetensorsFile(path.join(TINY, "model.safetensors"));
+    });
 
-  it("finds every tensor with shapes matching config.json", () => {
-    const { tensors, metadata } = parsed;
-    const h = config.hidden_size;
-    expect(metadata).toEqual({ format: "pt" });
-    expect(tensors.size).toBe(5 + 16 * config.num_hidden_layers + 2);
-    expect(tensors.get("bert.embeddings.word_embeddings.weight")?.shape).toEqual([config.vocab_size, h]);
-    expect(tensors.get("bert.embeddings.position_embeddings.weight")?.shape).toEqual([config.max_position_embeddings, h]);
-    expect(tensors.get("bert.embeddings.token_type_embeddings.weight")?.shape).toEqual([config.type_vocab_size, h]);
-    expect(tensors.get("bert.encoder.layer.1.intermediate.dense.weight")?.shape).toEqual([config.intermediate_size, h]);
-    expect(tensors.get("bert.encoder.layer.1.output.dense.weight")?.shape).toEqual([h, config.intermediate_size]);
-    expect(tensors.get("classifier.weight")?.shape).toEqual([Object.keys(config.id2label).length, h]);
-    for (const t of tensors.values()) expect(t.dtype).toBe("F32");
-  });
+    it("finds every tensor with shapes matching config.json", () => {
+      const { tensors, metadata } = parsed;
+      const h = config.hidden_size;
+      expect(metadata).toEqual({ format: "pt" });
+      expect(tensors.size).toBe(5 + 16 * config.num_hidden_layers + 2);
+      expect(tensors.get("bert.embeddings.word_embeddings.weight")?.shape).toEqual([config.vocab_size, h]);
+      expect(tensors.get("bert.embeddings.position_embeddings.weight")?.shape).toEqual([config.max_position_embeddings, h]);
+      expect(tensors.get("bert.embeddings.token_type_embeddings.weight")?.shape).toEqual([config.type_vocab_size, h]);
+      expect(tensors.get("bert.encoder.layer.1.intermediate.dense.weight")?.shape).toEqual([config.intermediate_size, h]);
+      expect(tensors.get("bert.encoder.layer.1.output.dense.weight")?.shape).toEqual([h, config.intermediate_size]);
+      expect(tensors.get("classifier.weight")?.shape).toEqual([Object.keys(config.id2label).length, h]);
+      for (const t of tensors.values()) expect(t.dtype).toBe("F32");
+    });
 
-  it("returns views into the file bytes, and zero-copy aligned float32 arrays", () => {
-    const t = parsed.tensors.get("bert.embeddings.LayerNorm.weight") as TensorView;
-    expect(t.data.buffer).toBe(parsed.bytes.buffer);
-    const f = toFloat32(t);
-    expect(f.buffer).toBe(parsed.bytes.buffer);
-    expect(f.length).toBe(config.hidden_size);
-    expect(f.every((x) => Number.isFinite(x))).toBe(true);
-  });
+    it("returns views into the file bytes, and zero-copy aligned float32 arrays", () => {
+      const t = parsed.tensors.get("bert.embeddings.LayerNorm.weight") as TensorView;
+      expect(t.data.buffer).toBe(parsed.bytes.buffer);
+      const f = toFloat32(t);
+      expect(f.buffer).toBe(parsed.bytes.buffer);
+      expect(f.length).toBe(config.hidden_size);
+      expect(f.every((x) => Number.isFinite(x))).toBe(true);
+    });
 
-  it("re-serialises the fixture with identical tensor bytes", () => {
-    const tensors = [...parsed.tensors.values()];
-    const again = parseSafetensors(new Uint8Array(serializeSafetensors(tensors)), "reserialised");
-    expect([...again.tensors.keys()].sort()).toEqual([...parsed.tensors.keys()].sort());
-    for (const t of tensors) {
-      const u = again.tensors.get(t.name) as TensorView;
-      expect(u.shape).toEqual(t.shape);
-      expect(Buffer.from(u.data).equals(Buffer.from(t.data))).toBe(true);
-    }
+    it("re-serialises the fixture with identical tensor bytes", () => {
+      const tensors = [...parsed.tensors.values()];
+      const again = parseSafetensors(new Uint8Array(serializeSafetensors(tensors)), "reserialised");
+      expect([...again.tensors.keys()].sort()).toEqual([...parsed.tensors.keys()].sort());
+      for (const t of tensors) {
+        const u = again.tensors.get(t.name) as TensorView;
+        expect(u.shape).toEqual(t.shape);
+        expect(Buffer.from(u.data).equals(Buffer.from(t.data))).toBe(true);
+      }
+    });
   });
-});
+}
 
 describe("serializeSafetensors round trip", () => {
   it("is bitwise exact for every dtype, with a padded header and default metadata", () => {

@@ -8,12 +8,12 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { encodeSentences, IGNORE_LABEL, mergeWindowPredictions } from "../src/data/alignment.js";
 import { loadTokenizer, type WordTokenizer } from "../src/text/tokenizer.js";
+import { needs, SHARED_FIXTURES } from "./helpers/shared.js";
 
-const repoRoot = path.resolve(import.meta.dirname, "..");
-const FIXTURES = path.join(path.resolve(repoRoot, "../shared"), "fixtures");
+const FIXTURES = SHARED_FIXTURES;
 const haveFixtures = existsSync(path.join(FIXTURES, "roberta-tokenize.json"));
 const suite = haveFixtures ? describe : describe.skip;
-const skipNote = haveFixtures ? "" : ` (skipped: ${FIXTURES} is missing)`;
+const skipNote = haveFixtures ? "" : ` (skipped: ${needs(path.join(FIXTURES, "roberta-tokenize.json"))})`;
 
 interface WordCase {
   id: string;

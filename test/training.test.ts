@@ -8,8 +8,10 @@ import { readConll } from "../src/data/readers.js";
 import type { Corpus } from "../src/data/types.js";
 import { trainWordPiece, writeTokenizerFiles } from "../src/text/vocab.js";
 import { SHARED } from "./helpers/checkpoints.js";
+import { has, needs } from "./helpers/shared.js";
 
 const CONLL = path.join(SHARED, "data/conll2003");
+const NEEDS = [path.join(CONLL, "train.txt"), path.join(CONLL, "valid.txt")];
 let train: Corpus, dev: Corpus, tokenizerDir: string;
 
 function slice(corpus: Corpus, n: number): Corpus {
@@ -17,6 +19,7 @@ function slice(corpus: Corpus, n: number): Corpus {
 }
 
 beforeAll(() => {
+  if (!has(...NEEDS)) return;
   train = slice(readConll(path.join(CONLL, "train.txt")), 1600);
   dev = slice(readConll(path.join(CONLL, "valid.txt")), 300);
   tokenizerDir = mkdtempSync(path.join(tmpdir(), "ner-vocab-"));
@@ -34,7 +37,7 @@ function tinyConfig(head: "softmax" | "crf" | "bilstm-crf" | "bilstm-attn-crf", 
   };
 }
 
-describe("training from scratch on a CoNLL-2003 slice", () => {
+describe.skipIf(!has(...NEEDS))(`training from scratch on a CoNLL-2003 slice (${needs(...NEEDS)})`, () => {
   it("bilstm-crf: loss falls and dev F1 rises above 0.35 in 300 steps", async () => {
     const engine = new Engine(tinyConfig("bilstm-crf", { epochs: 3 }));
     const progress: TrainProgress[] = [];

@@ -1,12 +1,15 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadTokenizer } from "../src/text/tokenizer.js";
 import { NerEngineError } from "../src/errors.js";
 import { DEFAULT_SPECIAL_TOKENS, trainWordPiece, writeTokenizerFiles } from "../src/text/vocab.js";
+import { has, itNeeding, shared } from "./helpers/shared.js";
 
-const CONLL_TRAIN = resolve(import.meta.dirname, "../../shared/data/conll2003/train.txt");
+const CONLL_TRAIN = shared("data/conll2003/train.txt");
+const haveConll = has(CONLL_TRAIN);
+const itWithConll = itNeeding(CONLL_TRAIN);
 
 const tempDirs: string[] = [];
 function tempDir(): string {
@@ -33,9 +36,9 @@ function conllSentences(maxSentences = Infinity): string[][] {
 }
 
 describe("trainWordPiece", () => {
-  const slice = conllSentences(4000);
+  const slice = haveConll ? conllSentences(4000) : [];
 
-  it("builds specials, then the alphabet, then learned pieces", () => {
+  itWithConll("builds specials, then the alphabet, then learned pieces", () => {
     const vocab = trainWordPiece(slice, { vocabSize: 2000 });
     expect(vocab.length).toBe(2000);
     expect(vocab.slice(0, 5)).toEqual([...DEFAULT_SPECIAL_TOKENS]);
@@ -52,7 +55,7 @@ describe("trainWordPiece", () => {
     for (const w of ["the", "of", "said", "in"]) expect(vocab).toContain(w);
   });
 
-  it("is deterministic and respects lowercase=false, minFrequency and custom specials", () => {
+  itWithConll("is deterministic and respects lowercase=false, minFrequency and custom specials", () => {
     const a = trainWordPiece(slice.slice(0, 500), { vocabSize: 600, lowercase: false });
     expect(trainWordPiece(slice.slice(0, 500), { vocabSize: 600, lowercase: false })).toEqual(a);
     expect(a).toContain("A");
@@ -65,7 +68,7 @@ describe("trainWordPiece", () => {
     expect(() => trainWordPiece(slice, { vocabSize: 3 })).toThrow(NerEngineError);
   });
 
-  it("writes HF tokenizer files that loadTokenizer reads back with few [UNK]s", () => {
+  itWithConll("writes HF tokenizer files that loadTokenizer reads back with few [UNK]s", () => {
     const vocab = trainWordPiece(slice, { vocabSize: 3000 });
     const dir = join(tempDir(), "tok");
     writeTokenizerFiles(dir, vocab, { lowercase: true });
@@ -124,7 +127,7 @@ describe("trainWordPiece", () => {
     expect(tok.tokenizeWord("Ab")).toEqual([tok.unkId]); // cased: "A" is unknown
   });
 
-  it("trains an 8000-token vocab on all of CoNLL-2003 train", () => {
+  itWithConll("trains an 8000-token vocab on all of CoNLL-2003 train", () => {
     const all = conllSentences();
     expect(all.length).toBe(14041);
     const vocab = trainWordPiece(all, { vocabSize: 8000 });

@@ -20,6 +20,8 @@ import { describeMapping, type LabelMapping } from "../model/label-mapping.js";
 import { nativeDataset, Tagger, type WeightArrays } from "../model/tagger.js";
 import { fileSha256, restoreBest, resumeRun, saveRunResumePoint, type RunState } from "./resume-point.js";
 import { encodingWarnings, unseenLabelWarnings, withDevSplit } from "./fit-data.js";
+import { checkEvaluateInput, checkFitData, checkPredictInput } from "./input-checks.js";
+import { CallQueue } from "./call-queue.js";
 
 export type { ForwardInput };
 export type { EpochResult, EvaluationResult, FitCallbacks, PredictedEntity, PredictedWord, PredictionResult, TrainingHistory, TrainProgress } from "./results.js";
@@ -33,6 +35,13 @@ export class Engine {
   private cancelRequested = false;
   /** True from fit()'s start to its end: between epochs the native worker is idle and cannot refuse a second fit. */
   private fitting = false;
+  /**
+   * Concurrent calls on one engine run one at a time, first come first served (the native tagger takes
+   * one call at a time). fit() queues behind the calls made before it; from fit()'s start until it
+   * settles, predict / evaluate / forward / save are refused ("busy": a fit can run for hours, and
+   * between its epochs the weights are half-trained), and so is a second fit.
+   */
+  private readonly calls = new CallQueue();
 
   /**
    * `config.model`: a checkpoint to fine-tune (or continue training). Its saved head and input settings
@@ -66,16 +75,20 @@ export class Engine {
 
   /** Raw encoder + head forward in eval mode (HF *ForTokenClassification semantics for the softmax head). */
   async forward(input: ForwardInput & { labels?: number[][] }) {
-    return this.requireTagger().forward(input);
+    return this.serial(() => this.requireTagger().forward(input));
   }
 
-  /** Fine-tunes on `train`, evaluating on `dev` after each epoch and keeping the best weights. */
+  /**
+   * Fine-tunes on `train`, evaluating on `dev` after each epoch and keeping the best weights. It starts
+   * once the calls made before it are done; calls made until it settles are refused as busy.
+   */
   async fit(data: { train: Corpus; dev?: Corpus; test?: Corpus }, callbacks: FitCallbacks = {}): Promise<TrainingHistory> {
+    checkFitData(data);
     // Refused before it touches any state (cancel flag, trainer) of the fit that is running.
     if (this.fitting) throw new NerEngineError("the engine is busy with another call (a fit is running); await it first");
     this.fitting = true;
     try {
-      return await this.fitUnguarded(data, callbacks);
+      return await this.calls.run(() => this.fitUnguarded(data, callbacks));
     } finally {
       this.fitting = false;
     }
@@ -166,7 +179,7 @@ export class Engine {
       // One export per epoch serves the resume point, the best model on disk and the best kept in memory.
       const weights = c.output || data.dev ? await tagger.exportWeights() : undefined;
       if (data.dev) {
-        result.dev = await this.evaluate(data.dev);
+        result.dev = await this.evaluateNow(data.dev);
         const metric = c.training.metricForBestModel === "f1" ? result.dev.report.micro.f1 : -summary.meanLoss;
         if (!history.best || metric > history.best.metric) {
           history.best = { epoch, metric };
@@ -196,7 +209,7 @@ export class Engine {
     if (history.best && history.best.epoch !== last && !history.cancelled) await restoreBest(tagger, run, c.output);
     // Without a best epoch (no dev set) the model on disk is the last one; an interrupted run leaves model/ as it was.
     if (c.output && !history.best && !history.cancelled) await tagger.save(path.join(c.output, "model"));
-    if (data.test && !history.cancelled) history.test = await this.evaluate(data.test);
+    if (data.test && !history.cancelled) history.test = await this.evaluateNow(data.test);
     history.seconds = (Date.now() - started) / 1000;
     return history;
   }
@@ -209,6 +222,11 @@ export class Engine {
 
   /** Predicts `data` and scores it against its tags (seqeval, in IOB2); `tagScheme`: the files' scheme (default config.data.tagScheme). */
   async evaluate(data: Corpus, opts: { tagScheme?: TagScheme } = {}): Promise<EvaluationResult> {
+    checkEvaluateInput(data, opts);
+    return this.serial(() => this.evaluateNow(data, opts));
+  }
+
+  private async evaluateNow(data: Corpus, opts: { tagScheme?: TagScheme } = {}): Promise<EvaluationResult> {
     const labelSet = this.requireLabels();
     const started = Date.now();
     const sentences = data.sentences.filter((s) => s.tokens.length > 0);
@@ -231,6 +249,7 @@ export class Engine {
 
   /** Tags raw text (one sentence), pre-split words, or many sentences of words. */
   async predict(input: string | string[] | string[][]): Promise<PredictionResult[]> {
+    checkPredictInput(input);
     let sentences: { words: string[]; offsets?: { start: number; end: number }[] }[];
     if (typeof input === "string") {
       const words = pretokenize(input);
@@ -241,7 +260,7 @@ export class Engine {
       sentences = [{ words: input as string[] }];
     }
     const nonEmpty = sentences.filter((s) => s.words.length > 0);
-    const predicted = nonEmpty.length ? await this.predictTags(nonEmpty.map((s) => ({ tokens: s.words, tags: s.words.map(() => "O") }))) : [];
+    const predicted = nonEmpty.length ? await this.serial(() => this.predictTags(nonEmpty.map((s) => ({ tokens: s.words, tags: s.words.map(() => "O") })))) : [];
     let next = 0;
     return sentences.map((s) => {
       if (s.words.length === 0) return { words: [], entities: [] };
@@ -265,7 +284,7 @@ export class Engine {
 
   /** Writes a HF-layout checkpoint directory (atomic per file). */
   async save(dir: string): Promise<void> {
-    await this.requireTagger().save(dir);
+    await this.serial(() => this.requireTagger().save(dir));
   }
 
   /** Frees the native model now; the engine needs fit() or load() again afterwards. */
@@ -276,6 +295,12 @@ export class Engine {
   }
 
   // ---- internals ----------------------------------------------------------------------------------
+
+  /** Runs a user's call in turn (see `calls`); refused while a fit() runs. */
+  private serial<T>(work: () => Promise<T>): Promise<T> {
+    if (this.fitting) return Promise.reject(new NerEngineError("the engine is busy with another call (a fit is running, and predict, evaluate, forward and save are refused until it settles); await it first"));
+    return this.calls.run(work);
+  }
 
   private setTagger(tagger: Tagger): void {
     this.tagger = tagger;

@@ -16,6 +16,8 @@ import { NerEngineError } from "../errors.js";
 import { writeNewFile } from "../model/atomic-dir.js";
 import { readSafetensorsFile, serializeSafetensors, type TensorToWrite } from "../model/safetensors.js";
 import { readCheckpoint } from "../model/checkpoint.js";
+import { LIMITS, pathExists, readBoundedFile } from "../model/bounded-read.js";
+import { readJsonFile } from "../model/safe-json.js";
 import { labelList } from "../model/encoder-config.js";
 import type { NativeTagger, NativeTrainerState, NativeTrainOptions, NativeWeightEntry } from "../model/native.js";
 import type { Tagger, WeightArrays } from "../model/tagger.js";
@@ -112,8 +114,8 @@ export interface ResumePoint {
  */
 export function readResumePoint(dir: string): ResumePoint {
   const statePath = path.join(dir, STATE_JSON);
-  if (!fs.existsSync(statePath)) {
-    const legacy = fs.existsSync(path.join(dir, "trainer_state.pt"));
+  if (!pathExists(statePath)) {
+    const legacy = pathExists(path.join(dir, "trainer_state.pt"));
     throw new NerEngineError(
       legacy
         ? "this resume point was written by an earlier release (trainer_state.pt, a TorchScript archive, which is never loaded: it could run code); start the run again"
@@ -121,12 +123,9 @@ export function readResumePoint(dir: string): ResumePoint {
       dir,
     );
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(fs.readFileSync(statePath, "utf8"));
-  } catch (e) {
-    throw new NerEngineError(`${STATE_JSON} is not valid JSON (${(e as Error).message.replace(/ in JSON at.*$/, "")})`, statePath);
-  }
+  // Bounded; no duplicate keys, no deep nesting. Prototype keys are not refused here: the dev reports
+  // are keyed by entity type, which may be any name; the schema below drops nothing silently.
+  const json = readJsonFile(statePath, { maxBytes: LIMITS.smallJson, what: STATE_JSON }, { invalid: `${STATE_JSON} is not valid JSON` });
   const parsed = recordSchema.safeParse(json);
   if (!parsed.success) {
     const lines = parsed.error.issues.slice(0, 8).map((i) => `${i.path.map(String).join(".") || "(root)"}: ${i.message}`);
@@ -136,12 +135,23 @@ export function readResumePoint(dir: string): ResumePoint {
   for (const [name, expected] of Object.entries(record.files)) {
     if (name !== path.basename(name)) throw new NerEngineError(`manifest entry ${JSON.stringify(name)} is not a file name`, statePath);
     const file = path.join(dir, name);
+    const notWhole = (why: string) => new NerEngineError(`the resume point is not whole: ${name} is missing or unreadable (${why})`, dir);
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(file);
+    } catch (e) {
+      throw notWhole((e as NodeJS.ErrnoException).code ?? "unreadable");
+    }
+    if (!st.isFile()) throw notWhole("not a regular file");
+    // Never read more than the manifest says: a file of another size is refused unread.
+    if (st.size !== expected.bytes) {
+      throw new NerEngineError(`the resume point is not whole: ${name} does not match its manifest (${st.size} bytes, expected ${expected.bytes})`, dir);
+    }
     let bytes: Buffer;
     try {
-      if (!fs.lstatSync(file).isFile()) throw new Error("not a regular file");
-      bytes = fs.readFileSync(file);
+      bytes = readBoundedFile(file, { maxBytes: expected.bytes, what: name });
     } catch (e) {
-      throw new NerEngineError(`the resume point is not whole: ${name} is missing or unreadable (${(e as Error).message})`, dir);
+      throw notWhole((e as Error).message.replace(`${file}: `, ""));
     }
     if (bytes.byteLength !== expected.bytes || sha256(bytes) !== expected.sha256) {
       throw new NerEngineError(`the resume point is not whole: ${name} does not match its manifest (${bytes.byteLength} bytes, expected ${expected.bytes})`, dir);
@@ -185,7 +195,7 @@ export interface RunState {
 }
 
 export function fileSha256(file: string): string {
-  return sha256(fs.readFileSync(file));
+  return sha256(readBoundedFile(file, { maxBytes: LIMITS.safetensors, what: path.basename(file) }));
 }
 
 /** Writes `<output>/last`: the weights now, the optimizer and position, and the run's history. */
@@ -212,7 +222,7 @@ history: TrainingHistory,
 run: RunState,
 onLog?: (message: string) => void,
 ): Promise<[number, number]> {
-  const dir = fs.existsSync(path.join(from, "last", "trainer_state.json")) || fs.existsSync(path.join(from, "last", "trainer_state.pt")) ? path.join(from, "last") : from;
+  const dir = pathExists(path.join(from, "last", "trainer_state.json")) || pathExists(path.join(from, "last", "trainer_state.pt")) ? path.join(from, "last") : from;
   const point = readResumePoint(dir);
   const saved = point.record;
   const differences = optionDifferences(saved.options, { ...options });
@@ -241,7 +251,7 @@ export async function restoreBest(tagger: Tagger, run: RunState, output: string 
   if (run.bestWeights) return tagger.restoreWeights(run.bestWeights);
   if (!output) return;
   const dir = path.join(output, "model");
-  const sha = fs.existsSync(path.join(dir, "model.safetensors")) ? fileSha256(path.join(dir, "model.safetensors")) : null;
+  const sha = pathExists(path.join(dir, "model.safetensors")) ? fileSha256(path.join(dir, "model.safetensors")) : null;
   if (!run.bestWeightsSha256 || sha !== run.bestWeightsSha256) {
     throw new NerEngineError("the best epoch's weights are gone: model/ no longer holds the model the resume point names", dir);
   }

@@ -4,11 +4,13 @@
  * (SIGINT / SIGTERM stop after the current step and leave a resume point; a second one exits at once),
  * and the log of a resumed run (progress beyond the resume point, left by a killed process, is dropped).
  */
-import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import path from "node:path";
 import { z } from "zod";
 import { NerEngineError } from "../errors.js";
 import { writeFileAtomic } from "../model/safetensors.js";
+import { LIMITS, pathExists, readBoundedFile } from "../model/bounded-read.js";
+import { CONFIG_JSON, readJsonFile } from "../model/safe-json.js";
 import { parseConfig, type EngineConfig } from "./config.js";
 
 export const RUN_FILE = "run.json";
@@ -33,13 +35,8 @@ export function writeRunFile(out: string, run: Omit<RunFile, "format">): void {
 /** Reads a run folder's run.json, validated; the configuration is parsed again (and so checked). */
 export function readRunFile(out: string): RunFile {
   const file = path.join(out, RUN_FILE);
-  if (!existsSync(file)) throw new NerEngineError(`not a run folder this version can resume (${RUN_FILE} is missing)`, out);
-  let json: unknown;
-  try {
-    json = JSON.parse(readFileSync(file, "utf8"));
-  } catch (e) {
-    throw new NerEngineError(`${RUN_FILE} is not valid JSON (${(e as Error).message.replace(/ in JSON at.*$/, "")})`, file);
-  }
+  if (!pathExists(file)) throw new NerEngineError(`not a run folder this version can resume (${RUN_FILE} is missing)`, out);
+  const json = readJsonFile(file, { maxBytes: LIMITS.smallJson, what: RUN_FILE }, { ...CONFIG_JSON, invalid: `${RUN_FILE} is not valid JSON` });
   const parsed = runFileSchema.safeParse(json);
   if (!parsed.success) throw new NerEngineError(`not a valid run file: ${parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ")}`, file);
   return { ...parsed.data, config: parseConfig(parsed.data.config, file) };
@@ -93,22 +90,26 @@ export function onInterrupt(stop: (signal: Interrupt) => void, say: (line: strin
 /** The optimizer step OUT/last was written at (fit validates the whole resume point later). */
 export function resumeStep(out: string): number {
   const file = path.join(out, "last", "trainer_state.json");
-  if (!existsSync(file)) throw new NerEngineError("there is no resume point to continue from (last/trainer_state.json is missing)", out);
+  if (!pathExists(file)) throw new NerEngineError("there is no resume point to continue from (last/trainer_state.json is missing)", out);
+  let json: unknown;
   try {
-    const step = (JSON.parse(readFileSync(file, "utf8")) as { trainer?: { step?: unknown } }).trainer?.step;
-    if (typeof step === "number" && Number.isSafeInteger(step) && step >= 0) return step;
-  } catch {
-    // reported with its cause when fit() reads the resume point
+    json = readJsonFile(file, { maxBytes: LIMITS.smallJson, what: "trainer_state.json" });
+  } catch (e) {
+    // Unreadable (not a regular file, too big, ...) is said now; bad JSON is reported with its cause when fit() reads it.
+    if (!(e instanceof NerEngineError) || !/not valid JSON/.test(e.message)) throw e;
   }
+  const step = (json as { trainer?: { step?: unknown } } | undefined)?.trainer?.step;
+  if (typeof step === "number" && Number.isSafeInteger(step) && step >= 0) return step;
   throw new NerEngineError("not a valid resume record (trainer.step)", file);
 }
 
 /** log.jsonl's progress events up to `step` (what the resume point covers); later ones are dropped from the file. */
 export function trimLogToStep(logFile: string, step: number): Record<string, unknown>[] {
-  if (!existsSync(logFile)) return [];
+  if (!pathExists(logFile)) return [];
   const kept: string[] = [];
   const progress: Record<string, unknown>[] = [];
-  for (const line of readFileSync(logFile, "utf8").split("\n")) {
+  // Decoded leniently: a kill may have torn the last line inside a UTF-8 sequence.
+  for (const line of readBoundedFile(logFile, { maxBytes: LIMITS.text, what: "log.jsonl" }).toString("utf8").split("\n")) {
     if (!line.trim()) continue;
     let entry: Record<string, unknown>;
     try {

@@ -4,9 +4,10 @@
  * Every problem with the input is a NerEngineError whose `where` is "file:line"
  * (1-based), so a user can jump straight to the bad line.
  */
-import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { NerEngineError } from "../errors.js";
+import { decodeUtf8, LIMITS, pathExists as existsSync, readBoundedFile, statOrThrow } from "../model/bounded-read.js";
+import { parseJsonText } from "../model/safe-json.js";
 import { isValidTag } from "./labels.js";
 import type { Corpus, Sentence } from "./types.js";
 
@@ -40,58 +41,15 @@ export interface ReadCorpusOptions extends ConllOptions, BioOptions {
 // ---------------------------------------------------------------------------
 // Shared helpers
 
-/** Read a file as strict UTF-8; a missing file or bad bytes become a NerEngineError naming the file. */
+/**
+ * Read a file as strict UTF-8; a missing file or bad bytes become a NerEngineError naming the file.
+ * Only a regular file of at most LIMITS.text bytes is read: a FIFO or a device (/dev/zero) is refused
+ * before it is opened, so it can neither block nor fill memory.
+ */
 export function readTextFile(path: string): string {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") throw new NerEngineError("file not found", path);
-    if (code === "EISDIR") throw new NerEngineError("is a directory, expected a file", path);
-    throw new NerEngineError(`cannot read file: ${(e as Error).message}`, path);
-  }
-  try {
-    // fatal: a silently substituted U+FFFD would become a token nobody can trace back.
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    const offset = firstInvalidUtf8(bytes);
-    let line = 1;
-    for (let i = 0; i < offset; i++) if (bytes[i] === 0x0a) line++;
-    throw new NerEngineError(`not valid UTF-8 (bad byte at offset ${offset})`, `${path}:${line}`);
-  }
-}
-
-/** Byte offset of the first invalid UTF-8 sequence (only called once decoding has failed). */
-function firstInvalidUtf8(b: Uint8Array): number {
-  let i = 0;
-  while (i < b.length) {
-    const c = b[i]!;
-    if (c < 0x80) {
-      i++;
-      continue;
-    }
-    // Lead byte → sequence length and the allowed range of the second byte (rejects overlongs/surrogates).
-    let len: number;
-    let lo = 0x80;
-    let hi = 0xbf;
-    if (c >= 0xc2 && c <= 0xdf) len = 2;
-    else if (c >= 0xe0 && c <= 0xef) {
-      len = 3;
-      if (c === 0xe0) lo = 0xa0;
-      if (c === 0xed) hi = 0x9f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      len = 4;
-      if (c === 0xf0) lo = 0x90;
-      if (c === 0xf4) hi = 0x8f;
-    } else return i;
-    if (i + len > b.length) return i;
-    const second = b[i + 1]!;
-    if (second < lo || second > hi) return i;
-    for (let k = 2; k < len; k++) if ((b[i + k]! & 0xc0) !== 0x80) return i;
-    i += len;
-  }
-  return b.length;
+  const bytes = readBoundedFile(path, { maxBytes: LIMITS.text, what: "file", missing: "file not found" });
+  // fatal: a silently substituted U+FFFD would become a token nobody can trace back.
+  return decodeUtf8(bytes, path);
 }
 
 /** Split into lines without their "\n" / "\r\n" ends. */
@@ -192,12 +150,8 @@ export function readJson(path: string): Corpus {
   const text = readTextFile(path);
   const sentences: Sentence[] = [];
   if (text.trimStart().startsWith("[")) {
-    let records: unknown;
-    try {
-      records = JSON.parse(text);
-    } catch (e) {
-      throw new NerEngineError(`invalid JSON: ${(e as Error).message}`, `${path}:${jsonErrorLine(text)}`);
-    }
+    // Checked first (safe-json.ts): errors give the line and column, never a piece of the file.
+    const records = parseJsonText(text, path, { invalid: "invalid JSON", lineInWhere: true });
     (records as unknown[]).forEach((record, index) => {
       const sentence = toSentence(record, path, `record ${index}: `);
       if (sentence) sentences.push(sentence);
@@ -208,12 +162,7 @@ export function readJson(path: string): Corpus {
       const line = lines[i]!;
       if (line.trim() === "") continue;
       const where = `${path}:${i + 1}`;
-      let record: unknown;
-      try {
-        record = JSON.parse(line);
-      } catch (e) {
-        throw new NerEngineError(`invalid JSON: ${(e as Error).message}`, where);
-      }
+      const record = parseJsonText(line, path, { invalid: "invalid JSON", lineInWhere: true, firstLine: i + 1 });
       const sentence = toSentence(record, where, "");
       if (sentence) sentences.push(sentence);
     }
@@ -243,35 +192,6 @@ function toSentence(record: unknown, where: string, prefix: string): Sentence | 
 
 function isStringArray(x: unknown): x is string[] {
   return Array.isArray(x) && x.every((v) => typeof v === "string");
-}
-
-/** 1-based line of a JSON syntax error. V8 does not always report a position, so fall back to bisection. */
-function jsonErrorLine(text: string): number {
-  const lineOf = (offset: number): number => {
-    let line = 1;
-    for (let i = 0; i < offset && i < text.length; i++) if (text.charCodeAt(i) === 10) line++;
-    return line;
-  };
-  // A prefix is "incomplete" when it fails only because input ran out; the first prefix that
-  // fails for another reason ends at the offending character.
-  const isIncomplete = (n: number): boolean => {
-    try {
-      JSON.parse(text.slice(0, n));
-      return true;
-    } catch (e) {
-      const msg = (e as Error).message;
-      const pos = /position (\d+)/.exec(msg);
-      return msg.includes("end of JSON input") || (pos !== null && Number(pos[1]) >= n);
-    }
-  };
-  let lo = 0; // isIncomplete(lo) holds
-  let hi = text.length; // the full text fails
-  while (hi - lo > 1) {
-    const mid = (lo + hi) >>> 1;
-    if (isIncomplete(mid)) lo = mid;
-    else hi = mid;
-  }
-  return lineOf(hi - 1);
 }
 
 // ---------------------------------------------------------------------------
@@ -344,7 +264,7 @@ function sniffBioOrder(lines: string[]): "token-tag" | "tag-token" {
  */
 export function readAtis(dir: string, split?: AtisSplit): SlotCorpus {
   const folder = split ? join(dir, split) : dir;
-  if (!existsSync(folder) || !statSync(folder).isDirectory()) {
+  if (!existsSync(folder) || !statOrThrow(folder, "folder").isDirectory()) {
     throw new NerEngineError("folder not found", folder);
   }
   const [inPath, outPath, labelPath] = ["seq.in", "seq.out", "label"].map((f) => join(folder, f)) as [

@@ -229,16 +229,17 @@ function parseLabels(json: Record<string, unknown>, source: string, fail: Fail):
       id2label[k] = v as string;
     }
   }
-  const inverse: Record<string, number> = {};
+  // Null prototype: labels are any strings, and "__proto__" or "constructor" must be ordinary keys.
+  const inverse: Record<string, number> = Object.create(null) as Record<string, number>;
   for (const [k, v] of Object.entries(id2label)) {
-    if (v in inverse) fail("id2label", `names label "${v}" twice`, json.id2label);
+    if (Object.hasOwn(inverse, v)) fail("id2label", `names label "${v}" twice`, json.id2label);
     inverse[v] = Number(k);
   }
   if (json.label2id !== undefined && json.label2id !== null) {
     const l2i = json.label2id;
     if (!isPlainObject(l2i)) fail("label2id", "must be an object", l2i);
     const obj = l2i as Record<string, unknown>;
-    const consistent = Object.keys(obj).length === Object.keys(inverse).length && Object.entries(obj).every(([k, v]) => inverse[k] === v);
+    const consistent = Object.keys(obj).length === Object.keys(inverse).length && Object.entries(obj).every(([k, v]) => Object.hasOwn(inverse, k) && inverse[k] === v);
     if (!consistent) {
       throw new NerEngineError(
         `field "label2id" disagrees with "id2label" (label2id must be its exact inverse): label2id=${JSON.stringify(obj)}, id2label=${JSON.stringify(id2label)}`,
@@ -260,6 +261,7 @@ export function configJsonFor(encoder: EncoderConfig, labels: readonly string[],
     ...fields,
     architectures: [architectureName(encoder.family, crf)],
     model_type: encoder.family,
+    // fromEntries defines own keys, so a label named "__proto__" is written as one (never a prototype).
     id2label: Object.fromEntries(labels.map((l, i) => [String(i), l])),
     label2id: Object.fromEntries(labels.map((l, i) => [l, i])),
     torch_dtype: "float32",

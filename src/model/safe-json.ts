@@ -37,12 +37,21 @@ class ScanError extends Error {
   }
 }
 
+/** A run of string characters that need no attention (sticky: matched at lastIndex). */
+const PLAIN = /[^"\\\u0000-\u001f]*/y;
 const WS = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 const DIGIT = (c: number) => c >= 0x30 && c <= 0x39;
 
-function pathString(path: readonly string[]): string {
+/** A key path as `a.b[0]."odd key"`; array indices are numbers. */
+function pathString(path: readonly (string | number)[]): string {
   if (path.length === 0) return "(root)";
-  return path.map((k) => (/^[A-Za-z_$][\w$-]*$/.test(k) ? k : JSON.stringify(k.length > 40 ? `${k.slice(0, 37)}...` : k))).join(".");
+  return path
+    .map((k, i) => {
+      if (typeof k === "number") return `[${k}]`;
+      const key = /^[A-Za-z_$][\w$-]*$/.test(k) ? k : JSON.stringify(k.length > 40 ? `${k.slice(0, 37)}...` : k);
+      return i === 0 ? key : `.${key}`;
+    })
+    .join("");
 }
 
 /** Validates `text` as JSON under `opts` (throws ScanError). */
@@ -54,7 +63,7 @@ function scan(text: string, opts: SafeJsonOptions): void {
   const needKeys = dupes || proto;
   const n = text.length;
   let i = 0;
-  const path: string[] = [];
+  const path: (string | number)[] = [];
 
   const skipWs = () => {
     while (i < n && WS(text.charCodeAt(i))) i++;
@@ -64,6 +73,9 @@ function scan(text: string, opts: SafeJsonOptions): void {
     const start = ++i;
     let escaped = false;
     for (;;) {
+      PLAIN.lastIndex = i; // skip the run of ordinary characters at once
+      PLAIN.test(text);
+      i = PLAIN.lastIndex;
       if (i >= n) throw new ScanError("unterminated string", start - 1);
       const c = text.charCodeAt(i);
       if (c === 0x22) break;
@@ -168,7 +180,7 @@ function scan(text: string, opts: SafeJsonOptions): void {
       return;
     }
     for (let index = 0; ; index++) {
-      path.push(String(index));
+      path.push(index);
       value(depth);
       path.pop();
       skipWs();

@@ -4,8 +4,6 @@
  * encodes words, predicts, and saves to / loads from a HF-layout folder (config.json, model.safetensors,
  * tokenizer files).
  */
-import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { NerEngineError } from "../errors.js";
 import type { Sentence } from "../data/types.js";
@@ -18,7 +16,9 @@ import { checkSpec, nerEngineBlock, parseNerEngineBlock, type TaggerSpec } from 
 import { mapLabelsByName, type LabelMapping } from "./label-mapping.js";
 import { native, type NativeDataset, type NativeTagger, type NativeWeightEntry } from "./native.js";
 import { forwardBatch, type ForwardInput } from "./forward-input.js";
-import type { TensorToWrite } from "./safetensors.js";
+import type { TensorToWrite, TensorView } from "./safetensors.js";
+import { LIMITS, pathExists, readBoundedFile } from "./bounded-read.js";
+import { checkCheckpointBeforeBuild, checkConfigAgainstTensors, checkFiniteTensors, checkModelSize } from "./checkpoint-checks.js";
 
 /** Tokenizer files copied into a saved model (whichever the tokenizer folder has). */
 export const TOKENIZER_FILES = [
@@ -56,18 +56,23 @@ export class Tagger {
 
   /** A tagger with freshly initialised weights. */
   static create(spec: TaggerSpec, tokenizer: WordTokenizer, tokenizerDir: string | undefined, opts: TaggerOptions = {}): Tagger {
-    checkSpec(spec, tokenizerDir ?? "model");
+    const source = tokenizerDir ?? "model";
+    checkSpec(spec, source);
     checkTokenizerFits(spec.encoder, tokenizer);
-    return new Tagger(spec, tokenizer, tokenizerDir, newNativeTagger(spec, opts));
+    // Before anything is allocated: an absurd size is a clear error, not an allocator's message.
+    checkModelSize(spec, source);
+    return new Tagger(spec, tokenizer, tokenizerDir, newNativeTagger(spec, opts, source));
   }
 
   /** Loads a saved tagger: one of ours, or a HF *ForTokenClassification checkpoint of a supported family. */
   static async load(dir: string, opts: TaggerOptions = {}): Promise<Tagger> {
     const checkpoint = readCheckpoint(dir);
     const block = parseNerEngineBlock(checkpoint.config, path.join(dir, "config.json"));
+    const spec = { encoder: checkpoint.config, labels: labelList(checkpoint.config), ...block };
+    checkCheckpointBeforeBuild(checkpoint, spec);
     if (!checkpoint.hasTokenizer) throw new NerEngineError("the model folder has no tokenizer (tokenizer.json or vocab.txt)", dir);
     const tokenizer = loadTokenizer(dir, { lowercase: block.input.lowercase });
-    const tagger = Tagger.create({ encoder: checkpoint.config, labels: labelList(checkpoint.config), ...block }, tokenizer, dir, opts);
+    const tagger = Tagger.create(spec, tokenizer, dir, opts);
     await tagger.loadCheckpoint(checkpoint, { complete: true });
     return tagger;
   }
@@ -99,7 +104,9 @@ export class Tagger {
     }
     const mapping = mapLabelsByName(known, dataLabels, { ignoreMismatchedSizes: opts.ignoreMismatchedSizes, source: checkpoint.dir });
     if (classifier && !sameKind) mapping.note = `the checkpoint's head is ${savedKind}, this model's ${settings.head.kind}`;
-    const tagger = Tagger.create({ encoder: config, labels: mapping.labels, ...settings }, tokenizer, tokenizerDir, opts);
+    const spec = { encoder: config, labels: mapping.labels, ...settings };
+    checkCheckpointBeforeBuild(checkpoint, spec, { skipMismatched: opts.ignoreMismatchedSizes });
+    const tagger = Tagger.create(spec, tokenizer, tokenizerDir, opts);
     const report = await tagger.loadCheckpoint(checkpoint, { complete: false, labelRows: known ? mapping.rows : undefined, skipMismatched: opts.ignoreMismatchedSizes });
     if (report.mismatched.length) mapping.mismatched = report.mismatched;
     return { tagger, mapping };
@@ -181,7 +188,7 @@ export class Tagger {
       // Read now, before the folder is replaced (it may be the tokenizer's own folder).
       for (const name of TOKENIZER_FILES) {
         const source = path.join(this.tokenizerDir, name);
-        if (existsSync(source)) files[name] = await readFile(source);
+        if (pathExists(source)) files[name] = readBoundedFile(source, { maxBytes: LIMITS.tokenizer, what: name });
       }
     }
     writeCheckpoint(dir, { config, tensors, tokenizerFiles: files }, opts.finish);
@@ -202,15 +209,20 @@ export class Tagger {
     opts: { complete: boolean; labelRows?: number[]; skipMismatched?: boolean },
   ): Promise<{ initialised: string[]; unused: string[]; mismatched: string[] }> {
     const prefix = `${encoderPrefix(this.spec.encoder.family)}.`;
+    // Layers the model lacks would be dropped silently (the native side reports them as unused).
+    checkConfigAgainstTensors(this.spec.encoder, checkpoint.weights, path.join(checkpoint.dir, "config.json"), { skipMismatched: true });
     const entries = new Map<Uint8Array, NativeWeightEntry[]>();
+    const loaded: [string, TensorView][] = [];
     for (const [name, view] of checkpoint.weights) {
       if (!opts.complete && !opts.labelRows && !name.startsWith(prefix)) continue;  // a fresh head
+      loaded.push([name, view]);
       const file = checkpoint.fileBytes.find((bytes) => bytes.buffer === view.data.buffer);
       if (!file) throw new NerEngineError(`tensor "${name}" is not inside any weights file`, checkpoint.dir);
       const list = entries.get(file) ?? [];
       list.push({ name, dtype: view.dtype, shape: view.shape, byteOffset: view.data.byteOffset - file.byteOffset, byteLength: view.data.byteLength });
       entries.set(file, list);
     }
+    checkFiniteTensors(loaded, checkpoint.dir);
     // Each weights file (one, or several shards) is copied in on its own; a name counts as initialised
     // only if no file had it, and the required ones are checked once, here, for every layout.
     let initialised: Set<string> | undefined;
@@ -246,15 +258,16 @@ function checkTokenizerFits(encoder: EncoderConfig, tokenizer: WordTokenizer): v
   }
 }
 
-function newNativeTagger(spec: TaggerSpec, opts: TaggerOptions): NativeTagger {
+function newNativeTagger(spec: TaggerSpec, opts: TaggerOptions, source: string): NativeTagger {
   const { encoder: e, head, labels } = spec;
   const isCrf = head.kind !== "softmax";
-  let constraints;
+  let constraints: { transitions: Float32Array; start: Float32Array; end: Float32Array } | undefined;
   if (isCrf && (head.constrainDecoding || head.constrainTraining)) {
     const c = transitionConstraints(labels, spec.input.trainScheme);
     constraints = { transitions: Float32Array.from(c.transitions.flat()), start: Float32Array.from(c.start), end: Float32Array.from(c.end) };
   }
-  return new (native().NativeTagger)({
+  const NativeTaggerClass = native().NativeTagger;
+  const build = () => new NativeTaggerClass({
     encoder: {
       family: e.family,
       vocabSize: e.vocab_size,
@@ -285,6 +298,13 @@ function newNativeTagger(spec: TaggerSpec, opts: TaggerOptions): NativeTagger {
     device: opts.device ?? "auto",
     seed: opts.seed ?? 42,
   });
+  try {
+    return build();
+  } catch (err) {
+    // E.g. an allocator's "you tried to allocate N bytes": say which model it was building, and its sizes.
+    const sizes = `${e.family}: vocab_size ${e.vocab_size}, hidden_size ${e.hidden_size}, ${e.num_hidden_layers} layers, intermediate_size ${e.intermediate_size}, ${labels.length} labels`;
+    throw new NerEngineError(`cannot build the model (${sizes}): ${(err as Error).message}`, source);
+  }
 }
 
 async function withWhere<T>(where: string, work: Promise<T>): Promise<T> {

@@ -1,12 +1,14 @@
 /** Builds small random BERT checkpoints in temp folders, for tests that need their own configs. */
-import { copyFileSync, mkdtempSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { writeCheckpoint } from "../../src/model/checkpoint.js";
 import type { TensorToWrite } from "../../src/model/safetensors.js";
 import { mulberry32 } from "../../src/app/demo.js";
+import { SHARED } from "./shared.js";
 
-export const SHARED = path.resolve(import.meta.dirname, "../../../shared");
+// ../shared, or NER_SHARED_DIR (see ./shared.ts: tests that need it skip when it is missing).
+export { SHARED };
 export const TINY_BERT = path.join(SHARED, "fixtures/tiny-bert-ner");
 
 export interface SmallBertShape {
@@ -77,10 +79,21 @@ export function configJson(s: SmallBertShape): Record<string, unknown> {
   };
 }
 
-/** Writes a checkpoint folder (with the shared BERT vocabulary) and returns its path. */
+/**
+ * A vocab.txt of `size` tokens in bert-base-uncased's layout of the special tokens ([PAD] 0, [UNK] 100,
+ * [CLS] 101, [SEP] 102, [MASK] 103), the other entries placeholders: enough to load a model whose ids
+ * tests write by hand.
+ */
+export function placeholderVocab(size: number): string[] {
+  const specials: Record<number, string> = { 0: "[PAD]", 100: "[UNK]", 101: "[CLS]", 102: "[SEP]", 103: "[MASK]" };
+  if (size < 104) throw new Error(`placeholderVocab: size ${size} < 104`);
+  return Array.from({ length: size }, (_, i) => specials[i] ?? (i < 100 ? `[unused${i - 1}]` : `tok${i}`));
+}
+
+/** Writes a checkpoint folder (with a placeholder vocabulary of vocabSize tokens) and returns its path. */
 export function writeSmallCheckpoint(s: SmallBertShape, opts: { seed?: number; tensors?: TensorToWrite[]; dir?: string } = {}): string {
   const dir = opts.dir ?? mkdtempSync(path.join(tmpdir(), "ner-ckpt-"));
   writeCheckpoint(dir, { config: configJson(s), tensors: opts.tensors ?? randomTensors(s, opts.seed) });
-  copyFileSync(path.join(TINY_BERT, "vocab.txt"), path.join(dir, "vocab.txt"));
+  writeFileSync(path.join(dir, "vocab.txt"), placeholderVocab(s.vocabSize).map((t) => `${t}\n`).join(""));
   return dir;
 }
