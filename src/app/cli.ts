@@ -17,7 +17,7 @@ import { NerEngineError } from "../errors.js";
 import { pretokenize } from "../data/alignment.js";
 import { convertScheme } from "../data/labels.js";
 import { formatMistakes, formatReport, mistakenSentences } from "../eval/metrics.js";
-import { readCorpus, type CorpusFormat } from "../data/readers.js";
+import { readCorpus, readTextFile, type CorpusFormat } from "../data/readers.js";
 import { JsonlLogger, ProgressBar, writeRunArtifacts, type HistoryLike, type ProgressEvent } from "../eval/report.js";
 import type { Corpus, TagScheme } from "../data/types.js";
 import { trainWordPiece, writeTokenizerFiles } from "../text/vocab.js";
@@ -396,13 +396,8 @@ async function runPredict(cmd: PredictCommand, io: Io): Promise<number> {
   let lines: string[];
   if (cmd.text !== undefined) lines = [cmd.text];
   else {
-    let text: string;
-    try {
-      text = readFileSync(cmd.input!, "utf8");
-    } catch (e) {
-      throw new NerEngineError((e as NodeJS.ErrnoException).code === "ENOENT" ? "file not found" : (e as Error).message, cmd.input);
-    }
-    lines = text.split(/\r?\n/).filter((l) => l.trim() !== "");
+    // Bounded, regular files only (a FIFO would block): as every other file the engine reads.
+    lines = readTextFile(cmd.input!).split(/\r?\n/).filter((l) => l.trim() !== "");
   }
   const { Engine } = await loadEngineModule();
   const engine = await Engine.load(cmd.model, { device: cmd.device });
