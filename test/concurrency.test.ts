@@ -13,11 +13,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Engine } from "../src/app/engine.js";
 import type { EngineConfigInput } from "../src/app/config.js";
 import { nativeDataset } from "../src/model/tagger.js";
-import { readConll } from "../src/data/readers.js";
+import { demoCorpus } from "../src/app/demo.js";
 import type { Corpus } from "../src/data/types.js";
 import { loadTokenizer, WORD_CACHE_SIZE } from "../src/text/tokenizer.js";
 import { trainWordPiece, writeTokenizerFiles } from "../src/text/vocab.js";
-import { SHARED, TINY_BERT } from "./helpers/checkpoints.js";
+import { TINY_BERT } from "./helpers/checkpoints.js";
 
 const tmpRoot = mkdtempSync(path.join(tmpdir(), "ner-concurrency-"));
 afterAll(() => rmSync(tmpRoot, { recursive: true, force: true }));
@@ -41,7 +41,7 @@ function tinyConfig(training: NonNullable<EngineConfigInput["training"]> = {}): 
 }
 
 beforeAll(async () => {
-  const all = readConll(path.join(SHARED, "data/conll2003/train.txt"));
+  const all = demoCorpus().train;  // generated: the suite runs on a clone without ../shared
   train = { source: all.source, sentences: all.sentences.slice(0, 120) };
   dev = { source: all.source, sentences: all.sentences.slice(120, 160) };
   tokenizerDir = path.join(tmpRoot, "vocab");
