@@ -73,7 +73,7 @@ async function child(spec) {
   const epoch = history.epochs[0];
   memory()?.resetPeak();
   const t0 = performance.now();
-  const predicted = await engine.predict(test.map((s) => s.tokens));
+  const predicted = await engine.predictWords(test.map((s) => s.tokens));
   const inferSeconds = (performance.now() - t0) / 1000;
   const row = {
     shape, head, layers, hidden, heads, ffn, device: engine.device,

@@ -70,7 +70,7 @@ const started = Date.now();
 let baseline;
 for (let call = 1; call <= calls; call++) {
   const words = Array.from({ length: wordsPerCall }, (_, i) => word(call, i));
-  const [result] = await engine.predict(words);
+  const [result] = await engine.predictWords([words]);
   if (result.words.length !== wordsPerCall) throw new Error(`call ${call}: ${result.words.length} words back, expected ${wordsPerCall}`);
   if (call === from) baseline = await settle();
 }

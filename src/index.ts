@@ -4,7 +4,7 @@ export { Tagger, type TaggerOptions } from "./model/tagger.js";
 export type { TaggerSpec, HeadSpec, InputSpec } from "./model/spec.js";
 export type { EncoderConfig, EncoderFamily } from "./model/encoder-config.js";
 export type { LabelMapping } from "./model/label-mapping.js";
-export type { EvaluationResult, EpochResult, FitCallbacks, ForwardInput, PredictedEntity, PredictedWord, PredictionResult, TrainingHistory, TrainProgress } from "./app/engine.js";
+export type { EvaluationResult, EpochResult, FitCallbacks, ForwardInput, PredictedEntity, PredictedWord, PredictionResult, PredictOptions, PredictOutput, PredictWordsOptions, Aggregation, GroupedEntity, PipelineEntity, TokenEntity, TrainingHistory, TrainProgress } from "./app/engine.js";
 export { parseConfig, loadConfigFile, defaultConfig } from "./app/config.js";
 export type { EngineConfig, EngineConfigInput } from "./app/config.js";
 export { readCorpus, readConll, readJson, readBio, readAtis } from "./data/readers.js";
@@ -13,6 +13,7 @@ export { classificationReport, formatReport, tagReport, conllevalSummary, mistak
 export type { ClassificationReport, Scores } from "./eval/metrics.js";
 export { encodeSentences, pretokenize } from "./data/alignment.js";
 export { loadTokenizer } from "./text/tokenizer.js";
+export { encodeText, codePointIndex, type EncodedText, type TextToken } from "./text/offsets.js";
 export { trainWordPiece, writeTokenizerFiles } from "./text/vocab.js";
 export { readCheckpoint } from "./model/checkpoint.js";
 export { NerEngineError } from "./errors.js";

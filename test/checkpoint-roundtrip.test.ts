@@ -71,7 +71,7 @@ describe("checkpoints saved by the engine: CRF heads", () => {
     expect(reloaded.labels).toEqual(engine.labels);
     expect(reloaded.config.head.kind).toBe("bilstm-crf");
     const words = dev.sentences.map((s) => s.tokens);
-    expect(await reloaded.predict(words)).toEqual(await engine.predict(words));
+    expect(await reloaded.predictWords(words)).toEqual(await engine.predictWords(words));
     const again = mkdtempSync(path.join(tmpdir(), "ner-save-"));
     await reloaded.save(again);
     const a = readCheckpoint(dir), b = readCheckpoint(again);

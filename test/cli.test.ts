@@ -67,6 +67,13 @@ describe("parseCliArgs", () => {
     });
     expect(parseCliArgs(["predict", "--model", "m", "--text", "Hello Paris"])).toMatchObject({ command: "predict", text: "Hello Paris" });
     expect(parseCliArgs(["predict", "--model", "m", "--input", "lines.txt", "--device=cuda"])).toMatchObject({ input: "lines.txt", device: "cuda" });
+    expect(parseCliArgs(["predict", "--model", "m", "--output", "o.jsonl", "--format", "spacy", "--aggregation", "max", "--batch-size", "8"]))
+      .toMatchObject({ output: "o.jsonl", format: "spacy", aggregation: "max", batchSize: 8 });
+    expect(parseCliArgs(["serve", "--model", "m"])).toEqual({
+      command: "serve", model: "m", host: "127.0.0.1", port: 8080, maxBatch: 64, batchWindowMs: 3, maxQueue: 1024, device: "auto", verbose: false,
+    });
+    expect(parseCliArgs(["serve", "--model", "m", "--host", "0.0.0.0", "--port", "0", "--max-batch", "1", "--batch-window-ms", "0", "--max-queue", "8"]))
+      .toMatchObject({ host: "0.0.0.0", port: 0, maxBatch: 1, batchWindowMs: 0, maxQueue: 8 });
   });
 
   it("rejects bad values with messages naming the flag", () => {
@@ -81,11 +88,18 @@ describe("parseCliArgs", () => {
 
   it("rejects unknown options, commands, stray arguments and incomplete commands", () => {
     expect(usageErrorOf(["--trian", "t"])).toContain('unknown option --trian for "train"');
-    expect(usageErrorOf(["fit"])).toContain('unknown command "fit" (expected train, evaluate, predict, print-config, help)');
+    expect(usageErrorOf(["fit"])).toContain('unknown command "fit" (expected train, evaluate, predict, serve, print-config, help)');
     expect(usageErrorOf(["train", "data.txt"])).toContain("Unexpected argument 'data.txt'");
     expect(usageErrorOf(["evaluate", "--model", "m"])).toContain("evaluate needs --data FILE");
-    expect(usageErrorOf(["predict", "--model", "m"])).toContain("exactly one of --text");
-    expect(usageErrorOf(["predict", "--model", "m", "--text", "a", "--input", "f"])).toContain("exactly one of --text");
+    expect(parseCliArgs(["predict", "--model", "m"])).toMatchObject({ command: "predict", text: undefined, input: undefined, format: "jsonl", batchSize: 64 }); // stdin
+    expect(usageErrorOf(["predict", "--model", "m", "--text", "a", "--input", "f"])).toContain("not both");
+    expect(usageErrorOf(["predict", "--model", "m", "--format", "xml"])).toContain("--format must be one of jsonl, conll, spacy");
+    expect(usageErrorOf(["predict", "--model", "m", "--format", "conll", "--aggregation", "simple"])).toContain("--format conll writes tags");
+    expect(usageErrorOf(["predict", "--model", "m", "--format", "spacy", "--aggregation", "none"])).toContain("--format spacy needs entity spans");
+    expect(usageErrorOf(["predict", "--model", "m", "--batch-size", "0"])).toContain("--batch-size must be at least 1");
+    expect(usageErrorOf(["serve"])).toContain("serve needs --model DIR");
+    expect(usageErrorOf(["serve", "--model", "m", "--port", "70000"])).toContain("--port must be at most 65535");
+    expect(usageErrorOf(["serve", "--model", "m", "--max-batch", "0"])).toContain("--max-batch must be at least 1");
     expect(usageErrorOf(["--dev", "d.txt"])).toContain("--dev needs --train FILE");
     expect(usageErrorOf(["evaluate", "--model", "m", "--data", "d", "--epochs", "3"])).toContain('unknown option --epochs for "evaluate"');
   });
@@ -122,7 +136,7 @@ describe("main", () => {
   it("prints usage for --help and exits 0", async () => {
     const r = await run(["--help"]);
     expect(r.code).toBe(0);
-    expect(r.out).toContain("Usage: ner-engine [train|evaluate|predict|print-config]");
+    expect(r.out).toContain("Usage: ner-engine [train|evaluate|predict|serve|print-config]");
     expect(r.out).toContain("--train FILE");
     expect(r.err).toBe("");
   });
@@ -202,7 +216,8 @@ describe("print-config", () => {
     // From scratch with no tokenizer: train trains one at run time, so it stays unset.
     expect(config).not.toHaveProperty("tokenizer");
     expect(config).toEqual(JSON.parse(JSON.stringify({ ...parseConfig({ tokenizer: "t" }), tokenizer: undefined })));
-    expect(config.training).toMatchObject({ epochs: 3, batchSize: 32, learningRate: 5e-5 });
+    // No model: the from-scratch recipe's learning rate (fine-tuning keeps HF's 5e-5).
+    expect(config.training).toMatchObject({ epochs: 3, batchSize: 32, learningRate: 1e-3 });
   });
 
   it("reflects flags over the --config file over the defaults, as train merges them", async () => {

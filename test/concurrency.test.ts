@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Engine } from "../src/app/engine.js";
+import { Engine, type PredictionResult } from "../src/app/engine.js";
 import type { EngineConfigInput } from "../src/app/config.js";
 import { nativeDataset } from "../src/model/tagger.js";
 import { demoCorpus } from "../src/app/demo.js";
@@ -50,19 +50,25 @@ beforeAll(async () => {
   await engine.fit({ train, dev });
 });
 
-/** Predict inputs of every shape: raw text, words, several sentences (one empty), words never seen. */
+/** Predict inputs of every shape: raw text, texts, pre-split sentences (one empty), words never seen. */
 const inputs: (string | string[] | string[][])[] = [
   "EU rejects German call to boycott British lamb.",
-  ["Peter", "Blackburn"],
+  [["Peter", "Blackburn"]],
   [["BRUSSELS", "1996-08-22"], [], ["The", "European", "Commission", "said", "on", "Thursday"]],
   "Germany 's representative to the European Union 's veterinary committee Werner Zwingmann said",
-  ["Zyxwv", "Qwertyuiop", "Asdfgh"],
+  ["Zyxwv Qwertyuiop", "", "Asdfgh ."],
   [["Rare", "words", "like", "Oxyphenbutazone"]],
   "",
-  ["Spanish", "Farm", "Minister", "Loyola", "de", "Palacio"],
-  Array.from({ length: 30 }, (_, i) => `w${i}`), // more sub-tokens than one 48-token window holds
+  [["Spanish", "Farm", "Minister", "Loyola", "de", "Palacio"]],
+  [Array.from({ length: 30 }, (_, i) => `w${i}`)], // more sub-tokens than one 48-token window holds
   [["Fischler"], ["proposed"], ["EU-wide"], ["measures"]],
 ];
+
+/** predict(text) / predict(texts) / predictWords(sentences) by the input's shape, as a list of results. */
+function predictAny(e: Engine, input: string | string[] | string[][]): Promise<PredictionResult[]> {
+  if (typeof input === "string") return e.predict(input).then((r) => [r]);
+  return input.length > 0 && Array.isArray(input[0]) ? e.predictWords(input as string[][]) : e.predict(input as string[]);
+}
 
 describe("concurrent calls on one engine", () => {
   it("the native tagger alone takes one call at a time (what the queue is for)", async () => {
@@ -75,12 +81,12 @@ describe("concurrent calls on one engine", () => {
 
   it("10 concurrent predicts are all fulfilled, each equal to the same call made alone", async () => {
     const alone = [];
-    for (const input of inputs) alone.push(await engine.predict(input));
-    const settled = await Promise.allSettled(inputs.map((input) => engine.predict(input)));
+    for (const input of inputs) alone.push(await predictAny(engine, input));
+    const settled = await Promise.allSettled(inputs.map((input) => predictAny(engine, input)));
     expect(settled.map((s) => s.status)).toEqual(inputs.map(() => "fulfilled"));
     expect(settled.map((s) => (s as PromiseFulfilledResult<unknown>).value)).toEqual(alone);
     // ... and again, 10 copies of one call.
-    const same = await Promise.all(inputs.map(() => engine.predict(inputs[0])));
+    const same = await Promise.all(inputs.map(() => predictAny(engine, inputs[0])));
     for (const result of same) expect(result).toEqual(alone[0]);
   });
 
@@ -90,14 +96,14 @@ describe("concurrent calls on one engine", () => {
     const withoutTimes = ({ seconds: _s, sentencesPerSecond: _r, ...rest }: Awaited<ReturnType<Engine["evaluate"]>>) => rest;
     const saved = (dir: string) => Object.fromEntries(readdirSync(dir).sort().map((f) => [f, readFileSync(path.join(dir, f))]));
     const calls: { name: string; run: () => Promise<unknown>; compare: (v: unknown) => unknown }[] = [
-      { name: "predict", run: () => engine.predict(inputs[0]), compare: (v) => v },
+      { name: "predict", run: () => predictAny(engine, inputs[0]), compare: (v) => v },
       { name: "evaluate", run: () => engine.evaluate(dev), compare: (v) => withoutTimes(v as Awaited<ReturnType<Engine["evaluate"]>>) },
       { name: "forward", run: () => engine.forward({ inputIds: ids, attentionMask: mask }), compare: (v) => v },
       { name: "save", run: () => engine.save(path.join(tmpRoot, "saved")).then(() => saved(path.join(tmpRoot, "saved"))), compare: (v) => v },
       { name: "forward+labels", run: () => engine.forward({ inputIds: ids, attentionMask: mask, labels: [[-100, 1, 0, 2, -100], [-100, 0, -100, -100, -100]] }), compare: (v) => v },
-      { name: "predict 2", run: () => engine.predict(inputs[2]), compare: (v) => v },
+      { name: "predict 2", run: () => predictAny(engine, inputs[2]), compare: (v) => v },
       { name: "evaluate IOB1", run: () => engine.evaluate(dev, { tagScheme: "IOB1" }), compare: (v) => withoutTimes(v as Awaited<ReturnType<Engine["evaluate"]>>) },
-      { name: "predict 3", run: () => engine.predict(inputs[8]), compare: (v) => v },
+      { name: "predict 3", run: () => predictAny(engine, inputs[8]), compare: (v) => v },
     ];
     const alone = [];
     for (const c of calls) alone.push(c.compare(await c.run()));
@@ -108,18 +114,18 @@ describe("concurrent calls on one engine", () => {
     calls.forEach((c, i) => expect(together[i], c.name).toEqual(alone[i]));
     // The saved copy is the model: loaded, it predicts what the engine does.
     const loaded = await Engine.load(path.join(tmpRoot, "saved"), { device: "cpu" });
-    expect(await loaded.predict(inputs[0])).toEqual(alone[0]);
+    expect(await predictAny(loaded, inputs[0])).toEqual(alone[0]);
     loaded.dispose();
   });
 
   it("a call that fails in the queue fails alone: the calls behind it are still served", async () => {
-    const before = await engine.predict(inputs[1]);
+    const before = await predictAny(engine, inputs[1]);
     const settled = await Promise.allSettled([
-      engine.predict(inputs[1]),
+      predictAny(engine, inputs[1]),
       engine.forward({ inputIds: [[2, 1_000_000, 3]], attentionMask: [[1, 1, 1]] }),
       engine.evaluate({ source: "empty.txt", sentences: [] }),
       engine.save(path.join(tmpRoot, "no", "\0bad")),
-      engine.predict(inputs[1]),
+      predictAny(engine, inputs[1]),
     ]);
     expect(settled.map((s) => s.status)).toEqual(["fulfilled", "rejected", "fulfilled", "rejected", "fulfilled"]);
     expect(String((settled[1] as PromiseRejectedResult).reason)).toMatch(/vocabulary/);
@@ -132,17 +138,17 @@ describe("concurrent calls on one engine", () => {
     await trained.fit({ train, dev });
     const queries = inputs.slice(0, 5);
     const beforeFit = [];
-    for (const q of queries) beforeFit.push(await trained.predict(q));
+    for (const q of queries) beforeFit.push(await predictAny(trained, q));
     // Five predicts are queued, then fit: they are served first, by the weights from before the fit.
-    const queued = queries.map((q) => trained.predict(q));
+    const queued = queries.map((q) => predictAny(trained, q));
     const during: Promise<PromiseSettledResult<unknown>>[] = [];
     const attempt = (...calls: Promise<unknown>[]) => void during.push(...calls.map((c) => Promise.allSettled([c]).then(([r]) => r)));
     const fitting = trained.fit({ train, dev }, {
       // Between epochs (the native worker idle) and during them alike.
-      onEpoch: () => attempt(trained.predict(inputs[0]), trained.evaluate(dev), trained.save(path.join(tmpRoot, "never"))),
+      onEpoch: () => attempt(predictAny(trained, inputs[0]), trained.evaluate(dev), trained.save(path.join(tmpRoot, "never"))),
       onProgress: (p) => void (p.step === 1 && attempt(trained.forward({ inputIds: [[2, 3]], attentionMask: [[1, 1]] }))),
     });
-    attempt(trained.predict(inputs[0]));
+    attempt(predictAny(trained, inputs[0]));
     expect(await Promise.all(queued)).toEqual(beforeFit);
     const history = await fitting;
     expect(history.epochs).toHaveLength(1);
@@ -155,7 +161,7 @@ describe("concurrent calls on one engine", () => {
     }
     expect(existsSync(path.join(tmpRoot, "never"))).toBe(false);
     // Once fit has settled, calls are served again, by the new weights.
-    const afterFit = await Promise.all(queries.map((q) => trained.predict(q)));
+    const afterFit = await Promise.all(queries.map((q) => predictAny(trained, q)));
     expect(afterFit.map((r) => r.map((s) => s.words.length))).toEqual(beforeFit.map((r) => r.map((s) => s.words.length)));
     expect(afterFit).not.toEqual(beforeFit);
     trained.dispose();
@@ -183,7 +189,7 @@ describe("memory", () => {
   it("an engine's tokenizer stays within its cache size over many predicts of new words", async () => {
     const tokenizer = engine.model!.tokenizer;
     tokenizer.cacheSize = 2000;
-    for (let call = 0; call < 500; call++) await engine.predict(Array.from({ length: 8 }, (_, i) => `new${call}w${i}`));
+    for (let call = 0; call < 500; call++) await predictAny(engine, Array.from({ length: 8 }, (_, i) => `new${call}w${i}`));
     expect(tokenizer.cachedWords).toBeGreaterThan(1000);
     expect(tokenizer.cachedWords).toBeLessThanOrEqual(2000);
     tokenizer.cacheSize = WORD_CACHE_SIZE;

@@ -344,7 +344,7 @@ describe.skipIf(!haveFixture)(`errors raised inside native code (main thread and
         (e: unknown) => e,
       );
     expect((wrongType as Error).message).toContain("dataset.inputIds must be a");
-    const [result] = await engine.predict([["Peter", "lives", "in", "Berlin"]]);
+    const [result] = await engine.predictWords([["Peter", "lives", "in", "Berlin"]]);
     expect(result.words).toHaveLength(4);
   });
 

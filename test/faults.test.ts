@@ -65,7 +65,7 @@ async function nonFiniteWeights(engine: Engine): Promise<string[]> {
 
 /** The engine still predicts (the process and the tagger are alive and usable). */
 async function expectWorks(engine: Engine): Promise<void> {
-  const [result] = await engine.predict([["EU", "rejects", "German", "call"]]);
+  const [result] = await engine.predictWords([["EU", "rejects", "German", "call"]]);
   expect(result.words.map((w) => w.word)).toEqual(["EU", "rejects", "German", "call"]);
   for (const w of result.words) expect(engine.labels).toContain(w.tag);
 }
@@ -355,7 +355,7 @@ describe("stopping and concurrency", () => {
   it("predict while an epoch runs rejects as busy", async () => {
     const engine = new Engine(tinyConfig());
     let during: Promise<Error> | undefined;
-    await engine.fit({ train }, { onProgress: (p) => { if (p.step === 1) during = rejection(engine.predict([["EU", "rejects"]])); } });
+    await engine.fit({ train }, { onProgress: (p) => { if (p.step === 1) during = rejection(engine.predictWords([["EU", "rejects"]])); } });
     expect((await during!).message).toMatch(/busy/);
     await expectWorks(engine);
   });

@@ -370,12 +370,15 @@ describe("4. silent cases made loud", () => {
 describe("5. errors that say what and where", () => {
   it(`bad predict / fit / evaluate arguments are NerEngineErrors, not TypeErrors`, async () => {
     const engine = await Engine.load(smallCheckpoint(), { device: "cpu" });
-    const predict = (x: unknown) => rejectionOf(engine.predict(x as string[][]));
-    expect((await predict([[1, 2]])).message).toBe("Engine.predict: sentence 0, word 0 is a number, expected a string");
-    expect((await predict([["a"], "b"])).message).toContain("sentence 1 is a string, expected an array of words");
-    expect((await predict(["a", null])).message).toContain("word 1 is null, expected a string");
+    const predict = (x: unknown) => rejectionOf(engine.predict(x as string[]));
+    const predictWords = (x: unknown) => rejectionOf(engine.predictWords(x as string[][]));
+    expect((await predictWords([[1, 2]])).message).toBe("Engine.predictWords: sentence 0, word 0 is a number, expected a string");
+    expect((await predictWords([["a"], "b"])).message).toContain("sentence 1 is a string, expected an array of words");
+    expect((await predict(["a", null])).message).toContain("texts[1] is null, expected a string");
+    expect((await predict([["a"]])).message).toContain("texts[0] is an array: predict takes raw texts; for pre-split words call predictWords");
     expect((await predict(42)).message).toContain("got a number");
     expect((await predict(undefined)).message).toContain("got undefined");
+    expect((await predictWords(undefined)).message).toContain("got undefined");
     const fit = (x: unknown) => rejectionOf(engine.fit(x as { train: Corpus }));
     expect((await fit(undefined)).message).toContain("Engine.fit: expected { train, dev?, test? }");
     expect((await fit({ train: [] })).message).toContain("Engine.fit: data.train: expected a corpus");
@@ -386,7 +389,7 @@ describe("5. errors that say what and where", () => {
     expect((await evaluate(null)).message).toContain("Engine.evaluate: data: expected a corpus");
     expect((await evaluate(tinyCorpus(), { tagScheme: "BIO" })).message).toContain('opts.tagScheme must be "IOB1", "IOB2" or "IOBES", got "BIO"');
     // Still works afterwards.
-    expect((await engine.predict([["John", "lives", "here"]]))[0].words).toHaveLength(3);
+    expect((await engine.predictWords([["John", "lives", "here"]]))[0].words).toHaveLength(3);
     engine.dispose();
   });
 

@@ -134,11 +134,11 @@ for (const head of ["softmax", "bilstm-crf"]) {
     // Save on the device, load on the CPU: the same tags, bar a few that bf16 (on CUDA) flips; a broken
     // export would agree on little more than the O words (~83% of CoNLL).
     const words = train.sentences.slice(0, 100).map((s) => s.tokens);
-    const here = await engine.predict(words);
+    const here = await engine.predictWords(words);
     const dir = mkdtempSync(path.join(tmpdir(), "ner-gpu-"));
     try {
       await engine.save(dir);
-      const there = await (await Engine.load(dir, { device: "cpu" })).predict(words);
+      const there = await (await Engine.load(dir, { device: "cpu" })).predictWords(words);
       const tags = (r) => r.flatMap((s) => s.words.map((w) => w.tag));
       const a = tags(here), b = tags(there);
       const same = a.filter((t, i) => t === b[i]).length / a.length;

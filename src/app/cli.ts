@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
- * Command line: `train` (default; the built-in demo without --train), `evaluate`, `predict`,
- * `print-config`; `--version`. The argument tables and usage texts are in cli-args.ts.
+ * Command line: `train` (default; the built-in demo without --train), `evaluate`, `predict` (streaming:
+ * predict-stream.ts), `serve` (HTTP: server.ts), `print-config`; `--version`. The argument tables and usage texts are in cli-args.ts.
  *
  * Parsing (parseCliArgs) is pure and separate from running, so it is testable without the native
  * engine; the engine module is imported only when a command actually runs.
@@ -17,10 +17,12 @@ import { NerEngineError } from "../errors.js";
 import { pretokenize } from "../data/alignment.js";
 import { convertScheme } from "../data/labels.js";
 import { formatMistakes, formatReport, mistakenSentences } from "../eval/metrics.js";
-import { readCorpus, readTextFile, type CorpusFormat } from "../data/readers.js";
+import { readCorpus, type CorpusFormat } from "../data/readers.js";
 import { JsonlLogger, ProgressBar, writeRunArtifacts, type HistoryLike, type ProgressEvent } from "../eval/report.js";
 import type { Corpus, TagScheme } from "../data/types.js";
 import { trainWordPiece, writeTokenizerFiles } from "../text/vocab.js";
+import { PREDICT_FORMATS, type PredictFormat } from "./predict-stream.js";
+import { AGGREGATIONS, type Aggregation } from "./text-tagger.js";
 import { defaultResumeFolder, EXIT_CODE, normaliseResumeFlag, onInterrupt, readRunFile, resumeStep, RUN_FILE, trimLogToStep, writeRunFile } from "./run-control.js";
 
 // ---- commands ----
@@ -43,12 +45,16 @@ export interface TrainCommand {
   verbose: boolean;
 }
 export interface EvaluateCommand { command: "evaluate"; model: string; data: string; format: CorpusFormat; scheme: TagScheme; out?: string; device: Device; verbose: boolean }
-export interface PredictCommand { command: "predict"; model: string; text?: string; input?: string; device: Device; verbose: boolean }
+export interface PredictCommand {
+  command: "predict"; model: string; text?: string; input?: string; output?: string; format: PredictFormat; aggregation?: Aggregation;
+  batchSize: number; device: Device; verbose: boolean;
+}
+export interface ServeCommand { command: "serve"; model: string; host: string; port: number; maxBatch: number; batchWindowMs: number; maxQueue: number; device: Device; verbose: boolean }
 /** Prints the config train would use: same flags and merge, nothing run. */
 export interface PrintConfigCommand { command: "print-config"; configFile?: string; overrides: EngineConfigInput; verbose: boolean }
 export interface HelpCommand { command: "help"; text: string }
 export interface VersionCommand { command: "version" }
-export type CliCommand = TrainCommand | EvaluateCommand | PredictCommand | PrintConfigCommand | HelpCommand | VersionCommand;
+export type CliCommand = TrainCommand | EvaluateCommand | PredictCommand | ServeCommand | PrintConfigCommand | HelpCommand | VersionCommand;
 type Device = "auto" | "cpu" | "cuda";
 
 const usageError = (message: string, command?: keyof typeof USAGE): NerEngineError =>
@@ -119,8 +125,34 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
   if (command === "predict") {
     const v = parseFlags("predict", args, OPTIONS.predict);
     if (!v.model) throw usageError("predict needs --model DIR", "predict");
-    if ((v.text === undefined) === (v.input === undefined)) throw usageError("predict needs exactly one of --text \"...\" or --input FILE", "predict");
-    return { command: "predict", model: v.model, text: v.text, input: v.input, device: oneOf("device", v.device, DEVICES) ?? "auto", verbose: v.verbose ?? false };
+    if (v.text !== undefined && v.input !== undefined) throw usageError("predict takes --text \"...\" or --input FILE, not both (neither: stdin)", "predict");
+    const format = oneOf("format", v.format, PREDICT_FORMATS) ?? "jsonl";
+    const aggregation = oneOf("aggregation", v.aggregation, AGGREGATIONS);
+    if (aggregation && format === "conll") throw usageError("--aggregation shapes entities; --format conll writes tags", "predict");
+    if (aggregation === "none" && format === "spacy") throw usageError("--format spacy needs entity spans: --aggregation simple, first, average or max", "predict");
+    const batchSize = numberFlag("batch-size", v["batch-size"], true) ?? 64;
+    if (batchSize < 1) throw usageError("--batch-size must be at least 1", "predict");
+    return {
+      command: "predict", model: v.model, text: v.text, input: v.input, output: v.output, format, aggregation, batchSize,
+      device: oneOf("device", v.device, DEVICES) ?? "auto", verbose: v.verbose ?? false,
+    };
+  }
+  if (command === "serve") {
+    const v = parseFlags("serve", args, OPTIONS.serve);
+    if (!v.model) throw usageError("serve needs --model DIR", "serve");
+    const atLeast = (flag: string, n: number | undefined, min: number, fallback: number): number => {
+      if (n !== undefined && n < min) throw usageError(`--${flag} must be at least ${min}`, "serve");
+      return n ?? fallback;
+    };
+    const port = atLeast("port", numberFlag("port", v.port, true), 0, 8080);
+    if (port > 65535) throw usageError("--port must be at most 65535", "serve");
+    return {
+      command: "serve", model: v.model, host: v.host ?? "127.0.0.1", port,
+      maxBatch: atLeast("max-batch", numberFlag("max-batch", v["max-batch"], true), 1, 64),
+      batchWindowMs: atLeast("batch-window-ms", numberFlag("batch-window-ms", v["batch-window-ms"], true), 0, 3),
+      maxQueue: atLeast("max-queue", numberFlag("max-queue", v["max-queue"], true), 1, 1024),
+      device: oneOf("device", v.device, DEVICES) ?? "auto", verbose: v.verbose ?? false,
+    };
   }
   if (command === "print-config") {
     const v = parseFlags("print-config", args, OPTIONS["print-config"]);
@@ -237,6 +269,8 @@ async function loadEngineModule(): Promise<typeof import("./engine.js")> {
 type EngineInstance = InstanceType<Awaited<ReturnType<typeof loadEngineModule>>["Engine"]>;
 
 export interface Io {
+  /** Where predict reads without --text / --input (default process.stdin). */
+  in?: NodeJS.ReadableStream;
   out: NodeJS.WritableStream;
   err: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
 }
@@ -255,19 +289,10 @@ function readSplit(path: string, config: EngineConfig, split: "train" | "dev" | 
 
 export interface TextEntity { type: string; text: string; start: number; end: number; score: number }
 
-/**
- * Tags raw texts in one engine call: each text is split into words here (with character offsets)
- * and passed as words, because engine.predict reads a string[] as ONE pre-split sentence.
- */
+/** Tags raw texts in one engine call (a batch of texts); start / end count code points, as Python's str. */
 async function predictTexts(engine: Pick<EngineInstance, "predict">, texts: readonly string[]): Promise<TextEntity[][]> {
-  const split = texts.map((t) => pretokenize(t));
-  const results = await engine.predict(split.map((words) => words.map((w) => w.word)));
-  return results.map((r, i) =>
-    r.entities.map((e) => {
-      const [start, end] = [split[i][e.startWord].start, split[i][e.endWord - 1].end];
-      return { type: e.type, text: texts[i].slice(start, end), start, end, score: Number(e.score.toFixed(4)) };
-    }),
-  );
+  const results = await engine.predict(texts);
+  return results.map((r) => r.entities.map((e) => ({ type: e.type, text: e.text, start: e.start!, end: e.end!, score: Number(e.score.toFixed(4)) })));
 }
 
 const timestamp = (): string => new Date().toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
@@ -393,21 +418,15 @@ async function runEvaluate(cmd: EvaluateCommand, io: Io): Promise<number> {
 }
 
 async function runPredict(cmd: PredictCommand, io: Io): Promise<number> {
-  let lines: string[];
-  if (cmd.text !== undefined) lines = [cmd.text];
-  else {
-    // Bounded, regular files only (a FIFO would block): as every other file the engine reads.
-    lines = readTextFile(cmd.input!).split(/\r?\n/).filter((l) => l.trim() !== "");
-  }
   const { Engine } = await loadEngineModule();
-  const engine = await Engine.load(cmd.model, { device: cmd.device });
-  const CHUNK = 256; // stream results for long files instead of holding them all
-  for (let i = 0; i < lines.length; i += CHUNK) {
-    const batch = lines.slice(i, i + CHUNK);
-    const results = await predictTexts(engine, batch);
-    results.forEach((entities, k) => void io.out.write(JSON.stringify({ text: batch[k], entities }) + "\n"));
-  }
-  return 0;
+  const { runPredictCommand } = await import("./predict-stream.js");
+  return runPredictCommand(cmd, io, (dir, device) => Engine.load(dir, { device }));
+}
+
+async function runServe(cmd: ServeCommand, io: Io): Promise<number> {
+  const { Engine } = await loadEngineModule();
+  const { runServeCommand } = await import("./server.js");
+  return runServeCommand(cmd, io, (dir, device) => Engine.load(dir, { device }), packageVersion());
 }
 
 /** Runs the CLI; returns the exit code (0 ok, 1 error). */
@@ -422,6 +441,7 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
     verbose = cmd.verbose;
     if (cmd.command === "evaluate") return await runEvaluate(cmd, io);
     if (cmd.command === "predict") return await runPredict(cmd, io);
+    if (cmd.command === "serve") return await runServe(cmd, io);
     if (cmd.command === "print-config") {
       io.out.write(JSON.stringify(buildPrintedConfig(cmd), null, 2) + "\n");
       return 0;

@@ -3,7 +3,8 @@
  *
  * Defaults follow HuggingFace `run_ner.py` + `TrainingArguments` (lr 5e-5, 3 epochs, batch 32,
  * max length 128, no warmup / weight decay, seed 42, grad-norm clip 1.0, AdamW 0.9/0.999/1e-8), so a
- * user moving from the Trainer gets the same run without translating settings.
+ * user moving from the Trainer gets the same run without translating settings. Without `model` (a
+ * randomly initialised encoder) the learning rates default to SCRATCH_DEFAULTS instead (lr 1e-3, head 3e-2).
  *
  * Every object is strict: an unknown key (a typo such as `epoch` for `epochs`) is an error rather
  * than a silently ignored setting.
@@ -12,7 +13,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import { NerEngineError } from "../errors.js";
 import { parseEncoderConfig, SUPPORTED_HIDDEN_ACTS } from "../model/encoder-config.js";
-import { headSpecFields, inputSpecFields, parseNerEngineBlock, type HeadKind } from "../model/spec.js";
+import { headSpecFields, inputSpecFields, parseNerEngineBlock } from "../model/spec.js";
 import { LIMITS, pathExists } from "../model/bounded-read.js";
 import { CONFIG_JSON, readJsonFile } from "../model/safe-json.js";
 import { readCheckpointConfigJson } from "../model/checkpoint.js";
@@ -38,16 +39,32 @@ const scratchSchema = z.strictObject({
 
 export { HEAD_KINDS, type HeadKind } from "../model/spec.js";
 
-/** Head learning rate used for CRF heads when `head.learningRate` is not given (see headSchema). */
-export const DEFAULT_CRF_HEAD_LEARNING_RATE = 1e-3;
+/**
+ * The defaults that depend on whether a `model` is given (filled in by parseConfig's transform), each
+ * in one place. Fine-tuning: HF's (lr 5e-5, the head at the encoder's lr for softmax). From scratch
+ * (a randomly initialised encoder): measured on CoNLL-2003, 1 epoch of BERT-mini (BENCHMARKS.md, "From
+ * scratch on CoNLL-2003"). At 5e-5 a random encoder barely moves (test F1 0.26); 1e-3 is the best
+ * encoder lr (5e-4: 0.58, 2e-3: 0.56). The head needs far more than the encoder: at the encoder's lr its
+ * bias cannot learn the label prior in time, so the encoder learns it instead, by collapsing to one
+ * output for every token; on data with rare entities (~3% of tokens) that collapse is permanent
+ * (all-O, F1 0.0 even after 10 epochs). A head lr of 3e-2 keeps the encoder alive there (F1 0.18-0.20
+ * after 1 epoch) and costs nothing on CoNLL (softmax 0.58), and lifts the CRF head from 0.66 to 0.74.
+ */
+export const FINE_TUNING_DEFAULTS = { learningRate: 5e-5, softmaxHeadLearningRate: "training.learningRate", crfHeadLearningRate: 1e-3 } as const;
+export const SCRATCH_DEFAULTS = { learningRate: 1e-3, softmaxHeadLearningRate: 3e-2, crfHeadLearningRate: 3e-2 } as const;
+
+/** Head learning rate used for CRF heads when fine-tuning and `head.learningRate` is not given (see headSchema). */
+export const DEFAULT_CRF_HEAD_LEARNING_RATE = FINE_TUNING_DEFAULTS.crfHeadLearningRate;
 
 // The head's shape and the input settings are the model's (model/spec.ts): defined there once.
 const headSchema = z.strictObject({
   ...headSpecFields,
   // Resolved by parseConfig when absent (see the transform below).
   learningRate: z.number().min(0).optional().describe(
-    "Learning rate of the head's own parameters (classifier, LSTM, CRF transitions). Absent = `training.learningRate` " +
-      "for softmax (exactly HF's single-lr setup), 1e-3 for CRF heads, whose freshly initialised transitions barely move at BERT's 5e-5.",
+    "Learning rate of the head's own parameters (classifier, LSTM, CRF transitions). Absent, fine-tuning a `model`: `training.learningRate` " +
+      "for softmax (exactly HF's single-lr setup), 1e-3 for CRF heads, whose freshly initialised transitions barely move at BERT's 5e-5. " +
+      "Absent, from scratch: 3e-2 for every head (at the encoder's lr the head learns the label prior too slowly and the random encoder " +
+      "collapses into predicting it: all-O when entities are rare).",
   ),
 }).describe("The tagging head on top of the encoder.");
 
@@ -72,8 +89,10 @@ const trainingSchema = z.strictObject({
   epochs: positive().default(3).describe("Number of passes over the training data (a fraction is rounded up to whole epochs)."),
   batchSize: int(1).default(32).describe("Sentences (windows) per batch."),
   gradientAccumulation: int(1).default(1).describe("Batches whose gradients are summed per optimizer step."),
-  learningRate: z.number().min(0).default(5e-5).describe(
-    "Peak learning rate of the encoder (AdamW, linear decay); 0 is allowed, for a run that must leave the weights as they are (e.g. to check a pipeline).",
+  // Resolved by parseConfig when absent (FINE_TUNING_DEFAULTS / SCRATCH_DEFAULTS, in the transform below).
+  learningRate: z.number().min(0).optional().describe(
+    "Peak learning rate of the encoder (AdamW, linear decay); 0 is allowed, for a run that must leave the weights as they are (e.g. to check a pipeline). " +
+      "Absent = 5e-5 when fine-tuning a `model` (HF's default), 1e-3 from scratch (a random encoder barely moves at 5e-5).",
   ),
   weightDecay: z.number().min(0).default(0).describe("AdamW weight decay (not applied to biases and layer norms)."),
   warmupRatio: z.number().min(0).max(1).default(0).describe("Share of the optimizer steps spent on linear warmup."),
@@ -102,7 +121,7 @@ const trainingSchema = z.strictObject({
   saveSteps: int(1)
     .optional()
     .describe("Write the resume point (output/last) every this many optimizer steps, besides at each epoch's end and on interrupt. Default: at each epoch's end only."),
-}).describe("The optimisation loop (defaults: HF TrainingArguments).");
+}).describe("The optimisation loop (defaults: HF TrainingArguments, except the learning rates from scratch, without `model`: see `learningRate` and `head.learningRate`).");
 
 const metricsSchema = z.strictObject({
   mode: z.enum(["default", "strict"]).default("default").describe("seqeval mode: \"default\" (conlleval chunking) or \"strict\"."),
@@ -148,17 +167,23 @@ const configSchema = baseSchema
       issue(["data", "format"], `conll column options given but format is "${c.data.format}"`);
     }
   })
-  .transform(({ $schema: _editorsOnly, ...c }) => ({
-    ...c,
-    tokenizer: c.tokenizer ?? c.model,
-    head: { ...c.head, learningRate: c.head.learningRate ?? defaultHeadLearningRate(c.head.kind, c.training.learningRate) },
-  }));
+  .transform(({ $schema: _editorsOnly, ...c }) => resolveDerived(c, !c.model));
 
 export type EngineConfigInput = z.input<typeof configSchema>;
 export type EngineConfig = z.output<typeof configSchema>;
 
-function defaultHeadLearningRate(kind: HeadKind, learningRate: number): number {
-  return kind === "softmax" ? learningRate : DEFAULT_CRF_HEAD_LEARNING_RATE;
+/** Fills in the values derived from others: tokenizer, and the learning rates whose defaults depend on `model` (or `fromScratch`). */
+function resolveDerived<C extends Omit<z.output<typeof baseSchema>, "$schema">>(c: C, fromScratch: boolean) {
+  const defaults = fromScratch ? SCRATCH_DEFAULTS : FINE_TUNING_DEFAULTS;
+  const learningRate = c.training.learningRate ?? defaults.learningRate;
+  const softmaxHead = defaults.softmaxHeadLearningRate === "training.learningRate" ? learningRate : defaults.softmaxHeadLearningRate;
+  const headLearningRate = c.head.learningRate ?? (c.head.kind === "softmax" ? softmaxHead : defaults.crfHeadLearningRate);
+  return {
+    ...c,
+    tokenizer: c.tokenizer ?? c.model,
+    head: { ...c.head, learningRate: headLearningRate },
+    training: { ...c.training, learningRate },
+  };
 }
 
 // ---- error formatting ----
@@ -231,12 +256,14 @@ export function readConfigJson(path: string): Record<string, unknown> {
 }
 
 /**
- * All defaults, as a plain object (training from scratch without a tokenizer is not runnable:
- * set `model` or `tokenizer` before passing it to parseConfig / Engine).
+ * All defaults, as a plain object, for a run that fine-tunes a model (`from` = "fine-tuning": set `model`
+ * before passing it to parseConfig / Engine) or trains from scratch ("scratch": set `tokenizer`). The
+ * learning rates are filled in for that case (FINE_TUNING_DEFAULTS / SCRATCH_DEFAULTS) and, once set,
+ * are kept by parseConfig: take the variant that matches the run.
  */
-export function defaultConfig(): EngineConfig {
+export function defaultConfig(from: "fine-tuning" | "scratch" = "fine-tuning"): EngineConfig {
   const { $schema: _editorsOnly, ...base } = baseSchema.parse({});
-  return { ...base, tokenizer: base.tokenizer ?? base.model, head: { ...base.head, learningRate: defaultHeadLearningRate(base.head.kind, base.training.learningRate) } };
+  return resolveDerived(base, from === "scratch");
 }
 
 /**

@@ -7,12 +7,11 @@ import { NerEngineError } from "../errors.js";
 import type { Corpus, Sentence, TagScheme } from "../data/types.js";
 import { parseConfig, withSavedModelDefaults, type EngineConfig, type EngineConfigInput } from "./config.js";
 import { readCheckpoint } from "../model/checkpoint.js";
-import { pretokenize } from "../data/alignment.js";
 import { loadTokenizer, type WordTokenizer } from "../text/tokenizer.js";
-import { bioesToIob2, convertScheme, LabelSet, unseenLabels, type UnseenLabel } from "../data/labels.js";
-import { classificationReport, getEntities, tagReport, type ClassificationReport } from "../eval/metrics.js";
+import { convertScheme, LabelSet, unseenLabels, type UnseenLabel } from "../data/labels.js";
+import { classificationReport, tagReport, type ClassificationReport } from "../eval/metrics.js";
 import type { NativeEpochSummary, NativeTrainOptions } from "../model/native.js";
-import type { EpochResult, EvaluationResult, FitCallbacks, PredictionResult, TrainingHistory } from "./results.js";
+import type { EpochResult, EvaluationResult, FitCallbacks, PredictionResult, PredictOptions, PredictOutput, PredictWordsOptions, TrainingHistory } from "./results.js";
 import type { ForwardInput } from "../model/forward-input.js";
 import { labelList, scratchBertConfig } from "../model/encoder-config.js";
 import type { HeadSpec, InputSpec } from "../model/spec.js";
@@ -20,11 +19,13 @@ import { describeMapping, type LabelMapping } from "../model/label-mapping.js";
 import { nativeDataset, Tagger, type WeightArrays } from "../model/tagger.js";
 import { fileSha256, restoreBest, resumeRun, saveRunResumePoint, type RunState } from "./resume-point.js";
 import { encodingWarnings, unseenLabelWarnings, withDevSplit } from "./fit-data.js";
-import { checkEvaluateInput, checkFitData, checkPredictInput } from "./input-checks.js";
+import { checkEvaluateInput, checkFitData, checkPredictOptions, checkPredictTexts, checkPredictWords } from "./input-checks.js";
+import { predictTexts, predictWords, tagWords, type Predictor } from "./predict.js";
 import { CallQueue } from "./call-queue.js";
 
 export type { ForwardInput };
-export type { EpochResult, EvaluationResult, FitCallbacks, PredictedEntity, PredictedWord, PredictionResult, TrainingHistory, TrainProgress } from "./results.js";
+export type { EpochResult, EvaluationResult, FitCallbacks, PredictedEntity, PredictedWord, PredictionResult, PredictOptions, PredictOutput, PredictWordsOptions, TrainingHistory, TrainProgress } from "./results.js";
+export type { Aggregation, GroupedEntity, PipelineEntity, TokenEntity } from "./pipeline.js";
 
 export class Engine {
   readonly config: EngineConfig;
@@ -232,7 +233,7 @@ export class Engine {
     const sentences = data.sentences.filter((s) => s.tokens.length > 0);
     const iob2 = this.toInputIob2(sentences, opts.tagScheme);
     const gold = iob2.map((s) => s.tags);
-    const predicted = await this.predictTags(sentences);
+    const predicted = await tagWords(this.predictor(), sentences);
     const pred = predicted.map((p) => p.tags);
     const seconds = (Date.now() - started) / 1000;
     return {
@@ -247,39 +248,29 @@ export class Engine {
     };
   }
 
-  /** Tags raw text (one sentence), pre-split words, or many sentences of words. */
-  async predict(input: string | string[] | string[][]): Promise<PredictionResult[]> {
-    checkPredictInput(input);
-    let sentences: { words: string[]; offsets?: { start: number; end: number }[] }[];
-    if (typeof input === "string") {
-      const words = pretokenize(input);
-      sentences = [{ words: words.map((w) => w.word), offsets: words }];
-    } else if (input.length > 0 && Array.isArray(input[0])) {
-      sentences = (input as string[][]).map((words) => ({ words }));
-    } else {
-      sentences = [{ words: input as string[] }];
-    }
-    const nonEmpty = sentences.filter((s) => s.words.length > 0);
-    const predicted = nonEmpty.length ? await this.serial(() => this.predictTags(nonEmpty.map((s) => ({ tokens: s.words, tags: s.words.map(() => "O") })))) : [];
-    let next = 0;
-    return sentences.map((s) => {
-      if (s.words.length === 0) return { words: [], entities: [] };
-      const { tags, scores } = predicted[next++];
-      const words = s.words.map((word, i) => ({ word, start: s.offsets?.[i].start, end: s.offsets?.[i].end, tag: tags[i], score: scores[i] }));
-      const entities = getEntities(tags).map(([type, startWord, last]) => {
-        const span = words.slice(startWord, last + 1);
-        return {
-          type,
-          text: s.offsets ? (input as string).slice(span[0].start, span.at(-1)!.end) : span.map((w) => w.word).join(" "),
-          startWord,
-          endWord: last + 1,
-          start: span[0].start,
-          end: span.at(-1)!.end,
-          score: span.reduce((sum, w) => sum + w.score, 0) / span.length,
-        };
-      });
-      return { words, entities };
-    });
+  /**
+   * Tags raw text: one text (→ one result) or a batch of texts (→ one result each, in order). Without
+   * `aggregation`, our format: the text's words (BERT-style splitting) with IOB2 tags and scores, and its
+   * entities with the mean score of their words. With `aggregation` ("none" | "simple" | "first" |
+   * "average" | "max"), HF TokenClassificationPipeline's output and field names (ignoreLabels: HF's
+   * ignore_labels, default ["O"]). Offsets count code points unless `offsets: "utf16"`. Long texts are
+   * windowed with `stride` sub-tokens of overlap, never truncated (see predict.ts).
+   */
+  predict<O extends PredictOptions = { aggregation?: undefined }>(text: string, options?: O): Promise<PredictOutput<O["aggregation"]>>;
+  predict<O extends PredictOptions = { aggregation?: undefined }>(texts: readonly string[], options?: O): Promise<PredictOutput<O["aggregation"]>[]>;
+  async predict(input: string | readonly string[], options?: PredictOptions): Promise<unknown> {
+    checkPredictTexts(input);
+    checkPredictOptions(options, "Engine.predict");
+    const texts = typeof input === "string" ? [input] : [...input];
+    const results = await this.serial(() => predictTexts(this.predictor(), texts, options ?? {}));
+    return typeof input === "string" ? results[0] : results;
+  }
+
+  /** Tags pre-split sentences (each an array of words), in our format; words and entities have no offsets. */
+  async predictWords(sentences: readonly (readonly string[])[], options?: PredictWordsOptions): Promise<PredictionResult[]> {
+    checkPredictWords(sentences);
+    checkPredictOptions(options, "Engine.predictWords", ["stride"]);
+    return this.serial(() => predictWords(this.predictor(), sentences, options ?? {}));
   }
 
   /** Writes a HF-layout checkpoint directory (atomic per file). */
@@ -337,16 +328,8 @@ export class Engine {
     return undefined;
   }
 
-  private async predictTags(sentences: Sentence[]): Promise<{ tags: string[]; scores: number[] }[]> {
-    const labelSet = this.requireLabels();
-    const tagger = this.requireTagger();
-    const { ids, scores } = await tagger.predictIds(sentences, { batchSize: this.config.training.evalBatchSize, bf16: this.config.training.bf16 });
-    return ids.map((row, i) => {
-      // A word without sub-tokens (e.g. only U+200B) is invisible to the model, as in HF: tag O.
-      let tags = row.map((id) => (id < 0 ? "O" : labelSet.label(id)));
-      if (tagger.spec.input.trainScheme === "IOBES") tags = bioesToIob2(tags);
-      return { tags, scores: scores[i] };
-    });
+  private predictor(): Predictor {
+    return { tagger: this.requireTagger(), labels: this.requireLabels(), batchSize: this.config.training.evalBatchSize, bf16: this.config.training.bf16 };
   }
 
   /** Input tags → IOB2 (what metrics compare in). */

@@ -4,6 +4,7 @@
  * call and the position, never a TypeError from deep inside tokenization or alignment.
  */
 import { NerEngineError } from "../errors.js";
+import { AGGREGATIONS } from "./pipeline.js";
 
 function typeName(x: unknown): string {
   if (x === null) return "null";
@@ -12,26 +13,56 @@ function typeName(x: unknown): string {
   return t === "object" ? "an object" : t === "undefined" ? "undefined" : `a ${t}`;
 }
 
-/** predict(input): a string, an array of words, or an array of sentences (arrays of words). */
-export function checkPredictInput(input: unknown): void {
+/** predict(input): one text (a string) or a batch of texts (an array of strings). */
+export function checkPredictTexts(input: unknown): void {
   const where = "Engine.predict";
   if (typeof input === "string") return;
-  if (!Array.isArray(input)) {
-    throw new NerEngineError(`expected text (a string), words (an array of strings) or sentences (an array of arrays of strings), got ${typeName(input)}`, where);
-  }
-  if (input.length === 0) return;
-  if (Array.isArray(input[0])) {
-    input.forEach((sentence: unknown, i) => {
-      if (!Array.isArray(sentence)) throw new NerEngineError(`sentence ${i} is ${typeName(sentence)}, expected an array of words (strings) like sentence 0`, where);
-      sentence.forEach((word: unknown, j) => {
-        if (typeof word !== "string") throw new NerEngineError(`sentence ${i}, word ${j} is ${typeName(word)}, expected a string`, where);
-      });
-    });
-    return;
-  }
-  input.forEach((word: unknown, j) => {
-    if (typeof word !== "string") throw new NerEngineError(`word ${j} is ${typeName(word)}, expected a string (or pass sentences as arrays of strings)`, where);
+  if (!Array.isArray(input)) throw new NerEngineError(`expected a text (a string) or texts (an array of strings), got ${typeName(input)}`, where);
+  input.forEach((text: unknown, i) => {
+    if (Array.isArray(text)) throw new NerEngineError(`texts[${i}] is an array: predict takes raw texts; for pre-split words call predictWords(sentences)`, where);
+    if (typeof text !== "string") throw new NerEngineError(`texts[${i}] is ${typeName(text)}, expected a string`, where);
   });
+}
+
+/** predictWords(sentences): an array of sentences, each an array of words (strings). */
+export function checkPredictWords(input: unknown): void {
+  const where = "Engine.predictWords";
+  if (!Array.isArray(input)) {
+    const hint = typeof input === "string" ? "; for raw text call predict(text)" : "";
+    throw new NerEngineError(`expected sentences (an array of arrays of words), got ${typeName(input)}${hint}`, where);
+  }
+  input.forEach((sentence: unknown, i) => {
+    if (typeof sentence === "string") throw new NerEngineError(`sentence ${i} is a string, expected an array of words: pass one sentence as [words], raw texts to predict()`, where);
+    if (!Array.isArray(sentence)) throw new NerEngineError(`sentence ${i} is ${typeName(sentence)}, expected an array of words (strings)`, where);
+    sentence.forEach((word: unknown, j) => {
+      if (typeof word !== "string") throw new NerEngineError(`sentence ${i}, word ${j} is ${typeName(word)}, expected a string`, where);
+    });
+  });
+}
+
+const PREDICT_OPTIONS = ["aggregation", "ignoreLabels", "offsets", "stride"];
+const HF_NAMES: Record<string, string> = { aggregation_strategy: "aggregation", ignore_labels: "ignoreLabels" };
+
+/** predict / predictWords options; `allowed`: the keys the call takes. */
+export function checkPredictOptions(options: unknown, where: string, allowed: readonly string[] = PREDICT_OPTIONS): void {
+  if (options === undefined) return;
+  if (options === null || typeof options !== "object" || Array.isArray(options)) throw new NerEngineError(`options must be an object, got ${typeName(options)}`, where);
+  const o = options as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (allowed.includes(key) || o[key] === undefined) continue;
+    const hint = HF_NAMES[key] ? ` (HF's ${key} is "${HF_NAMES[key]}" here)` : PREDICT_OPTIONS.includes(key) ? " (predict(texts) takes it: it needs the raw text)" : "";
+    throw new NerEngineError(`unknown option "${key}"${hint}; expected ${allowed.join(", ")}`, where);
+  }
+  const name = (v: unknown) => (typeof v === "string" ? JSON.stringify(v) : typeName(v));
+  if (o.aggregation !== undefined && !(AGGREGATIONS as readonly unknown[]).includes(o.aggregation)) {
+    throw new NerEngineError(`options.aggregation must be one of ${AGGREGATIONS.map((a) => `"${a}"`).join(", ")} (or absent for our format), got ${name(o.aggregation)}`, where);
+  }
+  if (o.offsets !== undefined && o.offsets !== "codepoints" && o.offsets !== "utf16") throw new NerEngineError(`options.offsets must be "codepoints" or "utf16", got ${name(o.offsets)}`, where);
+  if (o.stride !== undefined && !(Number.isInteger(o.stride) && (o.stride as number) >= 0)) throw new NerEngineError(`options.stride must be a non-negative integer, got ${name(o.stride)}`, where);
+  if (o.ignoreLabels !== undefined) {
+    if (!Array.isArray(o.ignoreLabels) || o.ignoreLabels.some((l: unknown) => typeof l !== "string")) throw new NerEngineError(`options.ignoreLabels must be an array of label names, got ${name(o.ignoreLabels)}`, where);
+    if (o.aggregation === undefined) throw new NerEngineError("options.ignoreLabels applies to the HF formats: set options.aggregation too", where);
+  }
 }
 
 /** A Corpus: { source?: string, sentences: [{ tokens: string[], tags: string[], docId?: number }] }. */

@@ -3,6 +3,7 @@ import type { UnseenLabel } from "../data/labels.js";
 import type { ClassificationReport } from "../eval/metrics.js";
 import type { LabelMapping } from "../model/label-mapping.js";
 import type { NativeProgress } from "../model/native.js";
+import type { Aggregation, GroupedEntity, PipelineEntity, TokenEntity } from "./pipeline.js";
 
 export type TrainProgress = NativeProgress;
 
@@ -65,6 +66,26 @@ export interface PredictionResult {
   words: PredictedWord[];
   entities: PredictedEntity[];
 }
+
+export interface PredictWordsOptions {
+  /** Sub-tokens of overlap between consecutive windows of a long input (default: the model's input.stride, else maxLength / 4). */
+  stride?: number;
+}
+
+export interface PredictOptions extends PredictWordsOptions {
+  /** HF TokenClassificationPipeline's aggregation_strategy, with its output; absent: our format (PredictionResult). */
+  aggregation?: Aggregation;
+  /** HF's ignore_labels: entities labelled so (entity / entity_group) are left out; default ["O"]. With `aggregation` only. */
+  ignoreLabels?: readonly string[];
+  /** Unit of start / end: "codepoints" (default; Python str indices, as HF pipelines give) or "utf16" (JS string indices). */
+  offsets?: "codepoints" | "utf16";
+}
+
+/** What predict gives per text for an aggregation: our format, HF's tokens ("none") or HF's groups. */
+export type PredictOutput<A> = [A] extends [undefined] ? PredictionResult
+  : [A] extends ["none"] ? TokenEntity[]
+  : [A] extends [Exclude<Aggregation, "none">] ? GroupedEntity[]
+  : PredictionResult | PipelineEntity[];
 
 export interface FitCallbacks {
   onProgress?(progress: TrainProgress): void;

@@ -126,12 +126,12 @@ export class Tagger {
     return this.handle;
   }
 
-  /** Words → windows of sub-token ids (+ label ids when `labelIds` is given). */
-  encode(sentences: readonly Sentence[], labelIds?: (tag: string) => number): EncodedCorpus {
+  /** Words → windows of sub-token ids (+ label ids when `labelIds` is given); `stride` overrides the spec's. */
+  encode(sentences: readonly Sentence[], labelIds?: (tag: string) => number, stride?: number): EncodedCorpus {
     const input = this.spec.input;
     return encodeSentences(this.tokenizer, sentences, {
       maxLength: input.maxLength,
-      stride: input.stride,
+      stride: stride ?? input.stride,
       labelAllSubtokens: input.labelAllSubtokens,
       documentContext: input.documentContext,
       labelIds,
@@ -139,10 +139,10 @@ export class Tagger {
   }
 
   /** Label ids and scores per word of each sentence, in the model's scheme. */
-  async predictIds(sentences: readonly Sentence[], opts: { batchSize: number; bf16: boolean }): Promise<{ ids: number[][]; scores: number[][] }> {
-    const encoded = this.encode(sentences);
+  async predictIds(sentences: readonly Sentence[], opts: { batchSize: number; bf16: boolean; stride?: number }): Promise<{ ids: number[][]; scores: number[][] }> {
+    const encoded = this.encode(sentences, undefined, opts.stride);
     // No window at all when no word has a sub-token; the native side refuses an empty dataset.
-    const out = encoded.numWindows > 0 ? await this.native.predict(nativeDataset(encoded, false), opts) : { tags: new Int32Array(0), scores: new Float32Array(0) };
+    const out = encoded.numWindows > 0 ? await this.native.predict(nativeDataset(encoded, false), { batchSize: opts.batchSize, bf16: opts.bf16 }) : { tags: new Int32Array(0), scores: new Float32Array(0) };
     return { ids: mergeWindowPredictions(encoded, out.tags), scores: mergeWindowPredictions(encoded, out.scores, 1) };
   }
 

@@ -109,6 +109,37 @@ export class WordTokenizer {
   tokenToId(token: string): number | undefined {
     return this.hfTokenizer.token_to_id(token);
   }
+
+  /** The tokenizer's normalizer applied to `text` (identity without one). */
+  normalize(text: string): string {
+    return this.hfTokenizer.normalizer ? this.hfTokenizer.normalizer.normalize(text) : text;
+  }
+
+  /** HF's convert_tokens_to_string: the tokenizer.json decoder over `tokens` (joined by spaces without one). */
+  tokensToString(tokens: string[]): string {
+    return this.hfTokenizer.decoder ? this.hfTokenizer.decoder.decode(tokens) : tokens.join(" ");
+  }
+
+  /** The model's continuing-subword prefix ("##" for WordPiece); undefined when it has none (BPE without one, Unigram). */
+  get continuingSubwordPrefix(): string | undefined {
+    const prefix = this.hfTokenizer.model.config.continuing_subword_prefix;
+    return typeof prefix === "string" && prefix !== "" ? prefix : undefined;
+  }
+
+  /**
+   * How a piece's text relates to the normalized word: "prefix" (WordPiece: continuation pieces carry
+   * continuingSubwordPrefix), "bytes" (byte-level BPE: a piece is bytes, Ġ the prefix space), or
+   * "metaspace" (SentencePiece: a leading `replacement` stands for the space before the word).
+   */
+  get pieceStyle(): { kind: "prefix" | "bytes" | "metaspace"; replacement: string } {
+    const pre = this.hfTokenizer.pre_tokenizer?.config;
+    const steps = pre ? (pre.type === "Sequence" ? (pre.pretokenizers ?? []) : [pre]) : [];
+    const types = [...steps.map((p) => p.type), this.hfTokenizer.decoder?.config.type];
+    const metaspace = steps.find((p) => p.type === "Metaspace");
+    if (types.includes("ByteLevel")) return { kind: "bytes", replacement: "Ġ" };
+    if (metaspace || this.hfTokenizer.model.config.type === "Unigram") return { kind: "metaspace", replacement: metaspace?.replacement ?? "▁" };
+    return { kind: "prefix", replacement: "" };
+  }
 }
 
 /**

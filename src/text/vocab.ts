@@ -21,8 +21,11 @@ export interface HfTokenizer {
   token_to_id(token: string): number | undefined;
   id_to_token(id: number): string | undefined;
   /** Every model's pieces by id (the package turns BPE/WordPiece maps and Unigram [piece, score] lists into this). */
-  model: { vocab: (string | undefined)[] };
+  model: { vocab: (string | undefined)[]; config: { type?: string; continuing_subword_prefix?: string | null } };
   added_tokens: { id: number; content: string }[];
+  normalizer: { normalize(text: string): string } | null;
+  pre_tokenizer: { config: { type?: string; replacement?: string; pretokenizers?: { type?: string; replacement?: string }[] } } | null;
+  decoder: { decode(tokens: string[]): string; config: { type?: string } } | null;
 }
 interface HfTokenizersModule {
   Tokenizer: new (tokenizerJson: object, tokenizerConfig: object) => HfTokenizer;
